@@ -1,0 +1,1 @@
+/* generator.c - to be written */

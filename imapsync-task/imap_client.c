@@ -1,0 +1,1 @@
+/* imap_client.c - to be written */

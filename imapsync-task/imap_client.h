@@ -1,0 +1,1 @@
+/* imap_client.h - to be written */

@@ -1,0 +1,1 @@
+/* imap_parser.c - to be written */

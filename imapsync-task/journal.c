@@ -1,0 +1,1 @@
+/* journal.c - to be written */

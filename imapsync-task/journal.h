@@ -1,0 +1,1 @@
+/* journal.h - to be written */

@@ -1,0 +1,1 @@
+/* lmtp.c - to be written */

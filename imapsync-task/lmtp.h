@@ -1,0 +1,1 @@
+/* lmtp.h - to be written */

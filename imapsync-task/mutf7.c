@@ -1,0 +1,1 @@
+/* mutf7.c - to be written */

@@ -1,0 +1,1 @@
+/* net.h - to be written */

@@ -1,0 +1,1 @@
+/* runlog.c - to be written */

@@ -1,0 +1,1 @@
+/* runlog.h - to be written */

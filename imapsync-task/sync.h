@@ -1,0 +1,1 @@
+/* sync.h - to be written */

@@ -1,0 +1,1 @@
+/* sync_inbox.c - to be written */

@@ -1,0 +1,41 @@
+/* util.h - allocation that cannot fail quietly, small string helpers. */
+#ifndef UTIL_H
+#define UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define N_ELEMENTS(a) (sizeof(a) / sizeof((a)[0]))
+
+void *xmalloc(size_t size);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *ptr, size_t size);
+void *xreallocarray(void *ptr, size_t n, size_t size);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Growable byte buffer. */
+struct buf {
+	unsigned char *data;
+	size_t len, cap;
+};
+void buf_reserve(struct buf *b, size_t extra);
+void buf_append(struct buf *b, const void *data, size_t len);
+void buf_appendf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_consume(struct buf *b, size_t n);   /* drop n bytes from the front */
+void buf_free(struct buf *b);
+
+/* Decimal parsing with overflow guard; whole string must be a number. */
+bool str_to_u64(const char *s, uint64_t *num_r);
+bool str_to_u32(const char *s, uint32_t *num_r);
+
+/* Wipe memory in a way the compiler may not elide. */
+void explicit_wipe(void *p, size_t len);
+
+/* Write all of buf to fd (retrying EINTR/short writes). */
+int write_full(int fd, const void *buf, size_t len);
+
+#endif
