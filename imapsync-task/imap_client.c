@@ -1,1 +1,1361 @@
-/* imap_client.c - to be written */
+/* imap_client.c - the IMAP command layer.
+ *
+ * One connection, one parser, one queue.  Commands are built as a list of
+ * parts (text, literals, continuation lines) and sent when cmd_sendable()
+ * allows; responses are read incrementally and dispatched: tagged ones to
+ * their command, untagged ones first to the client's own state
+ * (capabilities, mailbox counters) and then to the oldest in-flight
+ * command that claims them.  Large literals (message bodies) never pass
+ * through the parser's buffers: they are streamed into a msgbody.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exitcode.h"
+#include "imap_client.h"
+#include "log.h"
+#include "net.h"
+#include "util.h"
+
+#define MAX_INFLIGHT 64
+#define MAX_STREAMED 4
+#define IO_CHUNK 65536
+
+enum part_kind {
+	PART_TEXT,          /* bytes sent as they are */
+	PART_LITERAL,       /* a literal from memory (credentials, names) */
+	PART_BODY,          /* a literal streamed from a msgbody */
+	PART_CONT_LINE,     /* sent only after a "+" (SASL without SASL-IR) */
+};
+
+struct cmd_part {
+	enum part_kind kind;
+	struct buf data;            /* TEXT, LITERAL, CONT_LINE */
+	const struct msgbody *body; /* BODY: not owned */
+	bool literal8;
+	bool secret;                /* never traced */
+};
+
+struct imap_cmd;
+typedef bool untagged_fn(struct imap_client *c, struct imap_cmd *cmd,
+			 const struct imap_response *resp);
+
+struct imap_cmd {
+	struct imap_cmd *next;
+	char tag[16];
+	struct cmd_part *parts;
+	size_t nparts, next_part;
+	bool barrier;       /* nothing else may be in flight with it */
+	bool started, waiting_cont, sent_all, done;
+	struct imap_result res;
+	untagged_fn *untagged;
+	void *ctx;
+};
+
+struct imap_client {
+	struct imap_client_opts opts;
+	char label[32];
+	struct net_conn *conn;
+	struct imap_parser *parser;
+	struct buf in;
+	size_t in_pos;
+	struct buf out;
+	uint32_t caps;
+	unsigned tag_seq;
+	struct imap_cmd *queue;      /* not started yet, in order */
+	struct imap_cmd *inflight;   /* started, in order */
+	struct imap_cmd *sending;    /* the one whose parts are not all out */
+	size_t ninflight;
+	struct msgbody *streamed[MAX_STREAMED];
+	size_t nstreamed;
+	struct imap_mailbox box;     /* from the last SELECT/EXAMINE */
+	bool bye;
+	char bye_text[200];
+	int failed;                  /* exit class once the connection is dead */
+	char fail_text[400];
+};
+
+/* ------------------------------------------------------------------ */
+/* failure and classification                                          */
+
+static void client_fail(struct imap_client *c, int exit_class, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void client_fail(struct imap_client *c, int exit_class, const char *fmt, ...)
+{
+	char msg[300];
+	va_list ap;
+
+	if (c->failed)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	c->failed = exit_class;
+	snprintf(c->fail_text, sizeof(c->fail_text), "%s: %s", c->label, msg);
+}
+
+int imap_client_failed(const struct imap_client *c, const char **why_r)
+{
+	if (why_r != NULL)
+		*why_r = c->fail_text;
+	return c->failed;
+}
+
+const char *imap_client_label(const struct imap_client *c)
+{
+	return c->label;
+}
+
+bool imap_client_has_cap(const struct imap_client *c, enum imap_cap cap)
+{
+	return (c->caps & cap) != 0;
+}
+
+/* RFC 5530 codes, by what they break.  Human text is never matched. */
+static void classify(struct imap_result *r)
+{
+	static const struct { const char *code; enum imap_scope scope; int exit_class; } map[] = {
+		{ "AUTHENTICATIONFAILED", IMAP_SCOPE_TASK, EXIT_NOPERM },
+		{ "AUTHORIZATIONFAILED", IMAP_SCOPE_TASK, EXIT_NOPERM },
+		{ "EXPIRED", IMAP_SCOPE_TASK, EXIT_NOPERM },
+		{ "PRIVACYREQUIRED", IMAP_SCOPE_TASK, EXIT_PROTOCOL },
+		{ "NOPERM", IMAP_SCOPE_TASK, EXIT_NOPERM },
+		{ "OVERQUOTA", IMAP_SCOPE_TASK, EXIT_CANTCREAT },
+		{ "TOOBIG", IMAP_SCOPE_MESSAGE, EXIT_SKIPPED },
+		{ "LIMIT", IMAP_SCOPE_MESSAGE, EXIT_SKIPPED },
+		{ "EXPUNGEISSUED", IMAP_SCOPE_MESSAGE, EXIT_OK },
+		{ "TRYCREATE", IMAP_SCOPE_MAILBOX, EXIT_TEMPFAIL },
+		{ "NONEXISTENT", IMAP_SCOPE_MAILBOX, EXIT_OK },
+		{ "ALREADYEXISTS", IMAP_SCOPE_MAILBOX, EXIT_OK },
+		{ "CANNOT", IMAP_SCOPE_MAILBOX, EXIT_DATAERR },
+		{ "UIDVALIDITY", IMAP_SCOPE_MAILBOX, EXIT_DATAERR },
+		{ "INUSE", IMAP_SCOPE_CONNECTION, EXIT_TEMPFAIL },
+		{ "UNAVAILABLE", IMAP_SCOPE_CONNECTION, EXIT_TEMPFAIL },
+		{ "SERVERBUG", IMAP_SCOPE_CONNECTION, EXIT_TEMPFAIL },
+		{ "CONTACTADMIN", IMAP_SCOPE_TASK, EXIT_NOPERM },
+	};
+
+	if (r->status == IMAP_STATUS_OK) {
+		r->scope = IMAP_SCOPE_NONE;
+		r->exit_class = EXIT_OK;
+		return;
+	}
+	for (size_t i = 0; i < N_ELEMENTS(map); i++) {
+		if (strcmp(r->code, map[i].code) == 0) {
+			r->scope = map[i].scope;
+			r->exit_class = map[i].exit_class;
+			return;
+		}
+	}
+	/* A BAD is our bug or a server we do not understand; a plain NO
+	   is mailbox-scoped and retried by the next run. */
+	r->scope = IMAP_SCOPE_MAILBOX;
+	r->exit_class = r->status == IMAP_STATUS_BAD ? EXIT_SOFTWARE : EXIT_TEMPFAIL;
+}
+
+/* ------------------------------------------------------------------ */
+/* capabilities                                                        */
+
+static void caps_from_atom(struct imap_client *c, const char *a)
+{
+	static const struct { const char *name; enum imap_cap cap; } map[] = {
+		{ "IMAP4REV1", CAP_IMAP4REV1 }, { "STARTTLS", CAP_STARTTLS },
+		{ "LOGINDISABLED", CAP_LOGINDISABLED }, { "AUTH=PLAIN", CAP_AUTH_PLAIN },
+		{ "SASL-IR", CAP_SASL_IR }, { "LITERAL+", CAP_LITERALPLUS },
+		{ "LITERAL-", CAP_LITERALMINUS }, { "UIDPLUS", CAP_UIDPLUS },
+		{ "MULTIAPPEND", CAP_MULTIAPPEND }, { "ESEARCH", CAP_ESEARCH },
+		{ "CONDSTORE", CAP_CONDSTORE }, { "QRESYNC", CAP_QRESYNC },
+		{ "ID", CAP_ID }, { "NAMESPACE", CAP_NAMESPACE },
+		{ "SPECIAL-USE", CAP_SPECIAL_USE }, { "LIST-EXTENDED", CAP_LIST_EXTENDED },
+		{ "ENABLE", CAP_ENABLE }, { "BINARY", CAP_BINARY },
+		{ "FILTER=SIEVE", CAP_FILTER_SIEVE }, { "UNSELECT", CAP_UNSELECT },
+	};
+
+	for (size_t i = 0; i < N_ELEMENTS(map); i++)
+		if (strcasecmp(a, map[i].name) == 0)
+			c->caps |= map[i].cap;
+}
+
+static void caps_set(struct imap_client *c, const struct imap_arg *args)
+{
+	c->caps = 0;
+	for (const struct imap_arg *a = args; a != NULL; a = a->next)
+		if (a->type == IMAP_ARG_ATOM)
+			caps_from_atom(c, a->str);
+}
+
+/* ------------------------------------------------------------------ */
+/* commands: building                                                  */
+
+static struct cmd_part *cmd_add_part(struct imap_cmd *cmd, enum part_kind kind)
+{
+	cmd->parts = xreallocarray(cmd->parts, cmd->nparts + 1, sizeof(*cmd->parts));
+	struct cmd_part *p = &cmd->parts[cmd->nparts++];
+	memset(p, 0, sizeof(*p));
+	p->kind = kind;
+	return p;
+}
+
+static void cmd_text(struct imap_cmd *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void cmd_text(struct imap_cmd *cmd, const char *fmt, ...)
+{
+	struct cmd_part *p;
+	va_list ap;
+	char *s;
+
+	if (cmd->nparts > 0 && cmd->parts[cmd->nparts - 1].kind == PART_TEXT &&
+	    !cmd->parts[cmd->nparts - 1].secret)
+		p = &cmd->parts[cmd->nparts - 1];
+	else
+		p = cmd_add_part(cmd, PART_TEXT);
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		fatalx("out of memory");
+	va_end(ap);
+	buf_append(&p->data, s, strlen(s));
+	free(s);
+}
+
+static void cmd_literal(struct imap_cmd *cmd, const char *data, size_t len, bool secret)
+{
+	struct cmd_part *p = cmd_add_part(cmd, PART_LITERAL);
+
+	buf_append(&p->data, data, len);
+	p->secret = secret;
+}
+
+static struct imap_cmd *cmd_new(struct imap_client *c)
+{
+	struct imap_cmd *cmd = xcalloc(1, sizeof(*cmd));
+
+	snprintf(cmd->tag, sizeof(cmd->tag), "t%u", ++c->tag_seq);
+	cmd_text(cmd, "%s ", cmd->tag);
+	return cmd;
+}
+
+static void cmd_free(struct imap_cmd *cmd)
+{
+	for (size_t i = 0; i < cmd->nparts; i++) {
+		if (cmd->parts[i].secret)
+			explicit_wipe(cmd->parts[i].data.data, cmd->parts[i].data.len);
+		buf_free(&cmd->parts[i].data);
+	}
+	free(cmd->parts);
+	free(cmd);
+}
+
+static void cmd_enqueue(struct imap_client *c, struct imap_cmd *cmd)
+{
+	struct imap_cmd **pp = &c->queue;
+
+	/* A continuation line carries its own CRLF. */
+	if (cmd->nparts == 0 || cmd->parts[cmd->nparts - 1].kind != PART_CONT_LINE)
+		cmd_text(cmd, "\r\n");
+	while (*pp != NULL)
+		pp = &(*pp)->next;
+	*pp = cmd;
+}
+
+/* ------------------------------------------------------------------ */
+/* commands: sending                                                   */
+
+/* May the next queued command go on the wire now?  IMAP allows many
+   commands in flight, but:
+   - only one command at a time may be partially sent: its literal data
+     must not interleave with another command's bytes;
+   - a barrier (STARTTLS, LOGIN, AUTHENTICATE) changes the connection's
+     state, so it goes alone: nothing before it may still be in flight
+     and nothing is sent after it until its tagged reply has arrived;
+   - the depth is bounded, so a slow server cannot make us buffer
+     without end (FAULTS I5). */
+static bool cmd_sendable(const struct imap_client *c, const struct imap_cmd *cmd)
+{
+	if (c->sending != NULL)
+		return false;
+	if (c->ninflight >= MAX_INFLIGHT)
+		return false;
+	for (const struct imap_cmd *f = c->inflight; f != NULL; f = f->next)
+		if (f->barrier)
+			return false;
+	if (cmd->barrier && c->ninflight > 0)
+		return false;
+	return true;
+}
+
+static bool flush_out(struct imap_client *c)
+{
+	if (c->out.len == 0 || c->failed)
+		return !c->failed;
+	enum net_status st = net_write(c->conn, c->out.data, c->out.len, c->opts.timeout_ms);
+	explicit_wipe(c->out.data, c->out.len);
+	c->out.len = 0;
+	if (st != NET_OK) {
+		client_fail(c, EXIT_TEMPFAIL, "%s", net_error(c->conn));
+		return false;
+	}
+	return true;
+}
+
+static void trace_out(struct imap_client *c, const struct cmd_part *p)
+{
+	if (!c->opts.trace)
+		return;
+	if (p->secret)
+		log_debug("%s >> <credentials>", c->label);
+	else if (p->kind == PART_TEXT || p->kind == PART_CONT_LINE)
+		log_debug("%s >> %.*s", c->label, (int)p->data.len, (const char *)p->data.data);
+	else
+		log_debug("%s >> <literal %zu bytes>", c->label, p->data.len);
+}
+
+static bool literal_nonsync(const struct imap_client *c, uint64_t len)
+{
+	/* RFC 7888: LITERAL+ for any size, LITERAL- up to 4096 bytes. */
+	return (c->caps & CAP_LITERALPLUS) ||
+	       ((c->caps & CAP_LITERALMINUS) && len <= 4096);
+}
+
+static bool send_body(struct imap_client *c, const struct msgbody *body)
+{
+	unsigned char chunk[IO_CHUNK];
+	uint64_t off = 0, size = msgbody_size(body);
+
+	if (!flush_out(c))
+		return false;
+	while (off < size) {
+		ssize_t n = msgbody_read(body, off, chunk, sizeof(chunk));
+		if (n <= 0) {
+			client_fail(c, EXIT_IOERR, "cannot read spooled message: %s",
+				    n < 0 ? strerror(errno) : "short file");
+			return false;
+		}
+		if (net_write(c->conn, chunk, (size_t)n, c->opts.timeout_ms) != NET_OK) {
+			client_fail(c, EXIT_TEMPFAIL, "%s", net_error(c->conn));
+			return false;
+		}
+		off += (uint64_t)n;
+	}
+	return true;
+}
+
+/* Send parts of c->sending until it is all out or must wait for "+". */
+static void send_parts(struct imap_client *c)
+{
+	struct imap_cmd *cmd = c->sending;
+
+	while (cmd->next_part < cmd->nparts && !c->failed) {
+		struct cmd_part *p = &cmd->parts[cmd->next_part];
+		uint64_t len;
+
+		switch (p->kind) {
+		case PART_TEXT:
+			trace_out(c, p);
+			buf_append(&c->out, p->data.data, p->data.len);
+			cmd->next_part++;
+			continue;
+		case PART_CONT_LINE:
+			if (!cmd->waiting_cont) {
+				cmd->waiting_cont = true;
+				flush_out(c);
+				return;
+			}
+			break;
+		case PART_LITERAL:
+		case PART_BODY:
+			len = p->kind == PART_BODY ? msgbody_size(p->body) : p->data.len;
+			if (!cmd->waiting_cont) {
+				bool nonsync = literal_nonsync(c, len);
+				buf_appendf(&c->out, "%s{%llu%s}\r\n", p->literal8 ? "~" : "",
+					    (unsigned long long)len, nonsync ? "+" : "");
+				if (!nonsync) {
+					cmd->waiting_cont = true;
+					flush_out(c);
+					return;
+				}
+			}
+			break;
+		}
+		/* Here the data of a literal or continuation line goes out. */
+		cmd->waiting_cont = false;
+		trace_out(c, p);
+		if (p->kind == PART_BODY) {
+			if (!send_body(c, p->body))
+				return;
+		} else {
+			buf_append(&c->out, p->data.data, p->data.len);
+			if (p->kind == PART_CONT_LINE)
+				buf_append(&c->out, "\r\n", 2);
+		}
+		cmd->next_part++;
+	}
+	cmd->sent_all = true;
+	c->sending = NULL;
+}
+
+static void pump_send(struct imap_client *c)
+{
+	if (c->sending != NULL && !c->sending->waiting_cont)
+		send_parts(c);
+	while (c->queue != NULL && !c->failed && cmd_sendable(c, c->queue)) {
+		struct imap_cmd *cmd = c->queue, **pp = &c->inflight;
+
+		c->queue = cmd->next;
+		cmd->next = NULL;
+		while (*pp != NULL)
+			pp = &(*pp)->next;
+		*pp = cmd;
+		c->ninflight++;
+		cmd->started = true;
+		c->sending = cmd;
+		send_parts(c);
+	}
+	flush_out(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* responses                                                           */
+
+static void take_result(struct imap_result *r, const struct imap_response *resp)
+{
+	r->status = resp->status;
+	snprintf(r->code, sizeof(r->code), "%s", resp->code ? resp->code : "");
+	snprintf(r->text, sizeof(r->text), "%s", resp->text ? resp->text : "");
+	if (resp->code != NULL && strcmp(resp->code, "APPENDUID") == 0) {
+		const struct imap_arg *a = resp->code_args;
+		uint64_t v;
+		if (a != NULL && imap_arg_get_number(a, &v) && v <= UINT32_MAX &&
+		    a->next != NULL && a->next->type == IMAP_ARG_ATOM) {
+			r->appenduid_validity = (uint32_t)v;
+			snprintf(r->appenduid_set, sizeof(r->appenduid_set), "%s", a->next->str);
+		}
+	}
+	classify(r);
+}
+
+static void handle_tagged(struct imap_client *c, const struct imap_response *resp)
+{
+	struct imap_cmd **pp = &c->inflight;
+
+	while (*pp != NULL && strcmp((*pp)->tag, resp->tag) != 0)
+		pp = &(*pp)->next;
+	if (*pp == NULL) {
+		client_fail(c, EXIT_PROTOCOL, "unexpected tag in server response");
+		return;
+	}
+	struct imap_cmd *cmd = *pp;
+	if (cmd == c->sending) {
+		/* The server refused before taking all literal data
+		   (e.g. NO [TOOBIG] instead of "+"). */
+		c->sending = NULL;
+	}
+	*pp = cmd->next;
+	cmd->next = NULL;
+	c->ninflight--;
+	take_result(&cmd->res, resp);
+	if (resp->code != NULL && strcmp(resp->code, "CAPABILITY") == 0)
+		caps_set(c, resp->code_args);
+	cmd->done = true;
+}
+
+static void update_mailbox_state(struct imap_client *c, const struct imap_response *resp)
+{
+	uint64_t v;
+
+	if (resp->has_number && resp->name != NULL && strcmp(resp->name, "EXISTS") == 0) {
+		c->box.exists = resp->number;
+		return;
+	}
+	if (resp->status != IMAP_STATUS_OK || resp->code == NULL)
+		return;
+	const struct imap_arg *a = resp->code_args;
+	if (strcmp(resp->code, "UIDVALIDITY") == 0 && imap_arg_get_number(a, &v))
+		c->box.uidvalidity = (uint32_t)v;
+	else if (strcmp(resp->code, "UIDNEXT") == 0 && imap_arg_get_number(a, &v))
+		c->box.uidnext = (uint32_t)v;
+	else if (strcmp(resp->code, "HIGHESTMODSEQ") == 0 && imap_arg_get_number(a, &v))
+		c->box.highestmodseq = v;
+	else if (strcmp(resp->code, "PERMANENTFLAGS") == 0 && a != NULL &&
+		 a->type == IMAP_ARG_LIST) {
+		c->box.permflags_keywords = false;
+		for (const struct imap_arg *f = a->list; f != NULL; f = f->next)
+			if (imap_arg_is_atom(f, "\\*"))
+				c->box.permflags_keywords = true;
+	} else if (strcmp(resp->code, "CAPABILITY") == 0)
+		caps_set(c, a);
+}
+
+static void handle_untagged(struct imap_client *c, const struct imap_response *resp)
+{
+	if (resp->status == IMAP_STATUS_BYE) {
+		/* Remember why; the EOF that follows is the real failure. */
+		c->bye = true;
+		snprintf(c->bye_text, sizeof(c->bye_text), "%s", resp->text);
+		return;
+	}
+	if (resp->name != NULL && strcmp(resp->name, "CAPABILITY") == 0) {
+		caps_set(c, resp->args);
+		return;
+	}
+	update_mailbox_state(c, resp);
+	for (struct imap_cmd *cmd = c->inflight; cmd != NULL; cmd = cmd->next)
+		if (cmd->untagged != NULL && cmd->untagged(c, cmd, resp))
+			return;
+	if (c->opts.trace)
+		log_debug("%s: ignored untagged %s", c->label, resp->name ? resp->name : "?");
+}
+
+static void handle_continuation(struct imap_client *c)
+{
+	if (c->sending == NULL || !c->sending->waiting_cont) {
+		client_fail(c, EXIT_PROTOCOL, "unexpected command continuation request");
+		return;
+	}
+	send_parts(c);
+	flush_out(c);
+}
+
+static void drop_streamed(struct imap_client *c)
+{
+	for (size_t i = 0; i < c->nstreamed; i++)
+		msgbody_free(&c->streamed[i]);
+	c->nstreamed = 0;
+}
+
+/* Stream a large literal out of the input into a msgbody. */
+static void stream_literal(struct imap_client *c, uint64_t size)
+{
+	struct msgbody *body = msgbody_new(c->opts.spool_dir);
+	unsigned char chunk[IO_CHUNK];
+	bool write_ok = true;
+
+	while (size > 0 && !c->failed) {
+		const unsigned char *src;
+		size_t n;
+
+		if (c->in_pos < c->in.len) {
+			src = c->in.data + c->in_pos;
+			n = c->in.len - c->in_pos;
+			if (n > size)
+				n = (size_t)size;
+			c->in_pos += n;
+		} else {
+			enum net_status st;
+			size_t want = size < sizeof(chunk) ? (size_t)size : sizeof(chunk);
+			ssize_t r = net_read(c->conn, chunk, want, c->opts.timeout_ms, &st);
+			if (r < 0) {
+				client_fail(c, EXIT_TEMPFAIL, "unexpected end of data in a literal: %s",
+					    net_error(c->conn));
+				break;
+			}
+			src = chunk;
+			n = (size_t)r;
+		}
+		if (write_ok && !msgbody_write(body, src, n)) {
+			write_ok = false;
+			client_fail(c, errno == ENOSPC ? EXIT_CANTCREAT : EXIT_IOERR,
+				    "cannot spool a message: %s", strerror(errno));
+		}
+		size -= n;
+	}
+	if (c->failed || c->nstreamed >= MAX_STREAMED)
+		msgbody_free(&body);
+	else
+		c->streamed[c->nstreamed++] = body;
+	imap_parser_literal_done(c->parser);
+}
+
+static void compact_input(struct imap_client *c)
+{
+	if (c->in_pos == 0)
+		return;
+	buf_consume(&c->in, c->in_pos);
+	c->in_pos = 0;
+}
+
+/* Read and handle exactly one response (or fail). */
+static void read_response(struct imap_client *c)
+{
+	for (;;) {
+		size_t used = 0;
+		enum imap_parse_result r = IMAP_PARSE_NEED_MORE;
+
+		if (c->in_pos < c->in.len) {
+			r = imap_parser_feed(c->parser, c->in.data + c->in_pos,
+					     c->in.len - c->in_pos, &used);
+			c->in_pos += used;
+		}
+		switch (r) {
+		case IMAP_PARSE_RESPONSE: {
+			const struct imap_response *resp = imap_parser_response(c->parser);
+			if (c->opts.trace)
+				log_debug("%s << %s %s %s", c->label,
+					  resp->type == IMAP_RESP_TAGGED ? resp->tag :
+					  resp->type == IMAP_RESP_UNTAGGED ? "*" : "+",
+					  resp->name ? resp->name : "", resp->text ? resp->text : "");
+			if (resp->type == IMAP_RESP_TAGGED)
+				handle_tagged(c, resp);
+			else if (resp->type == IMAP_RESP_UNTAGGED)
+				handle_untagged(c, resp);
+			else
+				handle_continuation(c);
+			drop_streamed(c);
+			return;
+		}
+		case IMAP_PARSE_LITERAL:
+			stream_literal(c, imap_parser_literal_size(c->parser));
+			if (c->failed)
+				return;
+			continue;
+		case IMAP_PARSE_ERROR:
+			client_fail(c, EXIT_PROTOCOL, "malformed response from server: %s",
+				    imap_parser_error_string(c->parser));
+			return;
+		case IMAP_PARSE_NEED_MORE:
+			break;
+		}
+		compact_input(c);
+		buf_reserve(&c->in, IO_CHUNK);
+		enum net_status st;
+		ssize_t n = net_read(c->conn, c->in.data + c->in.len, IO_CHUNK,
+				     c->opts.timeout_ms, &st);
+		if (n < 0) {
+			if (c->bye)
+				client_fail(c, EXIT_TEMPFAIL, "server closed the connection: %s",
+					    c->bye_text);
+			else
+				client_fail(c, EXIT_TEMPFAIL, "%s", net_error(c->conn));
+			return;
+		}
+		c->in.len += (size_t)n;
+	}
+}
+
+/* Run the connection until cmd has its tagged reply (or the connection
+   died); the result is in cmd->res.  Returns the exit class: 0 for OK. */
+static int cmd_wait(struct imap_client *c, struct imap_cmd *cmd)
+{
+	while (!cmd->done && !c->failed) {
+		pump_send(c);
+		if (cmd->done || c->failed)
+			break;
+		read_response(c);
+	}
+	if (!cmd->done) {
+		cmd->res.status = IMAP_STATUS_NONE;
+		cmd->res.scope = IMAP_SCOPE_CONNECTION;
+		cmd->res.exit_class = c->failed;
+		snprintf(cmd->res.text, sizeof(cmd->res.text), "%s", c->fail_text);
+		return c->failed;
+	}
+	return cmd->res.exit_class == EXIT_OK && cmd->res.status == IMAP_STATUS_OK
+		? 0 : (cmd->res.exit_class ? cmd->res.exit_class : EXIT_TEMPFAIL);
+}
+
+/* Send, wait, copy the result out and free the command. */
+static int cmd_run(struct imap_client *c, struct imap_cmd *cmd, struct imap_result *res)
+{
+	int rc;
+
+	cmd_enqueue(c, cmd);
+	rc = cmd_wait(c, cmd);
+	if (res != NULL)
+		*res = cmd->res;
+	/* A command can only be freed once it is no longer queued. */
+	if (cmd->done || !cmd->started) {
+		struct imap_cmd **pp = &c->queue;
+		while (*pp != NULL && *pp != cmd)
+			pp = &(*pp)->next;
+		if (*pp == cmd)
+			*pp = cmd->next;
+		cmd_free(cmd);
+	}
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* connection setup                                                    */
+
+static int read_greeting(struct imap_client *c, char *err, size_t errlen)
+{
+	for (;;) {
+		size_t used = 0;
+		enum imap_parse_result r = IMAP_PARSE_NEED_MORE;
+
+		if (c->in_pos < c->in.len) {
+			r = imap_parser_feed(c->parser, c->in.data + c->in_pos,
+					     c->in.len - c->in_pos, &used);
+			c->in_pos += used;
+		}
+		if (r == IMAP_PARSE_RESPONSE) {
+			const struct imap_response *g = imap_parser_response(c->parser);
+			if (g->type != IMAP_RESP_UNTAGGED || g->status == IMAP_STATUS_NONE ||
+			    g->status == IMAP_STATUS_NO || g->status == IMAP_STATUS_BAD) {
+				snprintf(err, errlen, "%s: %s sent no IMAP greeting",
+					 c->label, net_peer(c->conn));
+				return EXIT_PROTOCOL;
+			}
+			if (g->status == IMAP_STATUS_BYE) {
+				snprintf(err, errlen, "%s: %s refused the connection: %s",
+					 c->label, net_peer(c->conn), g->text);
+				return EXIT_UNAVAILABLE;
+			}
+			if (g->status == IMAP_STATUS_PREAUTH &&
+			    c->opts.security == SECURITY_STARTTLS) {
+				/* PREAUTH means no STARTTLS can follow: the
+				   session would stay in plain text. */
+				snprintf(err, errlen, "%s: %s greeted with PREAUTH but TLS is required",
+					 c->label, net_peer(c->conn));
+				return EXIT_PROTOCOL;
+			}
+			if (g->code != NULL && strcmp(g->code, "CAPABILITY") == 0)
+				caps_set(c, g->code_args);
+			return 0;
+		}
+		if (r == IMAP_PARSE_ERROR || r == IMAP_PARSE_LITERAL) {
+			snprintf(err, errlen, "%s: malformed greeting from %s", c->label,
+				 net_peer(c->conn));
+			return EXIT_PROTOCOL;
+		}
+		compact_input(c);
+		buf_reserve(&c->in, 4096);
+		enum net_status st;
+		ssize_t n = net_read(c->conn, c->in.data + c->in.len, 4096,
+				     c->opts.timeout_ms, &st);
+		if (n < 0) {
+			snprintf(err, errlen, "%s: no greeting from %s: %s", c->label,
+				 net_peer(c->conn), net_error(c->conn));
+			return st == NET_ERR_TIMEOUT ? EXIT_UNAVAILABLE : EXIT_TEMPFAIL;
+		}
+		c->in.len += (size_t)n;
+	}
+}
+
+static int query_capabilities(struct imap_client *c, char *err, size_t errlen)
+{
+	struct imap_result res;
+	struct imap_cmd *cmd = cmd_new(c);
+
+	cmd_text(cmd, "CAPABILITY");
+	int rc = cmd_run(c, cmd, &res);
+	if (rc != 0)
+		snprintf(err, errlen, "%s: CAPABILITY failed: %s", c->label, res.text);
+	return rc;
+}
+
+static int start_tls(struct imap_client *c, char *err, size_t errlen)
+{
+	struct net_tls_opts tls = { .ca_file = c->opts.ca_file, .verify = c->opts.tls_verify };
+	enum net_status st;
+
+	if (!tls.verify)
+		log_msg(LOGL_WARNING, "%s: TLS certificate verification is turned off (tls_verify = no)",
+			c->label);
+	st = net_start_tls(c->conn, &tls, c->opts.timeout_ms, err, errlen);
+	if (st == NET_OK)
+		return 0;
+	return st == NET_ERR_TIMEOUT ? EXIT_TEMPFAIL : EXIT_PROTOCOL;
+}
+
+static int do_starttls(struct imap_client *c, char *err, size_t errlen)
+{
+	struct imap_result res;
+	char sub[256];
+	int rc;
+
+	if (!(c->caps & CAP_STARTTLS)) {
+		snprintf(err, errlen, "%s: server does not offer STARTTLS but TLS is required",
+			 c->label);
+		return EXIT_PROTOCOL;
+	}
+	struct imap_cmd *cmd = cmd_new(c);
+	cmd_text(cmd, "STARTTLS");
+	cmd->barrier = true;
+	rc = cmd_run(c, cmd, &res);
+	if (rc != 0) {
+		snprintf(err, errlen, "%s: STARTTLS refused: %s", c->label, res.text);
+		return c->failed ? c->failed : EXIT_PROTOCOL;
+	}
+	/* Anything already buffered was sent in plain text after the OK:
+	   it could be injected by a man in the middle (CVE-2011-0411). */
+	if (c->in_pos < c->in.len) {
+		snprintf(err, errlen, "%s: server sent plain-text data after STARTTLS", c->label);
+		return EXIT_PROTOCOL;
+	}
+	rc = start_tls(c, sub, sizeof(sub));
+	if (rc != 0) {
+		snprintf(err, errlen, "%s: %s", c->label, sub);
+		return rc;
+	}
+	/* Capabilities learnt before TLS cannot be trusted. */
+	c->caps = 0;
+	return query_capabilities(c, err, errlen);
+}
+
+int imap_client_connect(const struct imap_client_opts *opts,
+			struct imap_client **client_r, char *err, size_t errlen)
+{
+	struct imap_parser_limits limits = IMAP_PARSER_DEFAULT_LIMITS;
+	struct imap_client *c = xcalloc(1, sizeof(*c));
+	char sub[400];
+	int rc;
+
+	c->opts = *opts;
+	snprintf(c->label, sizeof(c->label), "%s", opts->label);
+	c->parser = imap_parser_new(&limits);
+	*client_r = c;
+
+	enum net_status st = net_connect(opts->host, opts->port, opts->timeout_ms,
+					 &c->conn, sub, sizeof(sub));
+	if (st != NET_OK) {
+		snprintf(err, errlen, "%s: %s", c->label, sub);
+		return EXIT_UNAVAILABLE;
+	}
+	if (opts->security == SECURITY_TLS) {
+		rc = start_tls(c, sub, sizeof(sub));
+		if (rc != 0) {
+			snprintf(err, errlen, "%s: %s", c->label, sub);
+			return rc;
+		}
+	}
+	rc = read_greeting(c, err, errlen);
+	if (rc != 0)
+		return rc;
+	if (c->caps == 0 && (rc = query_capabilities(c, err, errlen)) != 0)
+		return rc;
+	if (opts->security == SECURITY_STARTTLS && (rc = do_starttls(c, err, errlen)) != 0)
+		return rc;
+	return 0;
+}
+
+void imap_client_free(struct imap_client **cp)
+{
+	struct imap_client *c = *cp;
+
+	if (c == NULL)
+		return;
+	while (c->queue != NULL) {
+		struct imap_cmd *n = c->queue->next;
+		cmd_free(c->queue);
+		c->queue = n;
+	}
+	while (c->inflight != NULL) {
+		struct imap_cmd *n = c->inflight->next;
+		cmd_free(c->inflight);
+		c->inflight = n;
+	}
+	drop_streamed(c);
+	net_close(&c->conn);
+	imap_parser_free(&c->parser);
+	buf_free(&c->in);
+	explicit_wipe(c->out.data, c->out.cap);
+	buf_free(&c->out);
+	free(c);
+	*cp = NULL;
+}
+
+void imap_client_logout(struct imap_client **cp)
+{
+	struct imap_client *c = *cp;
+
+	if (c != NULL && c->conn != NULL && !c->failed && c->inflight == NULL) {
+		struct imap_cmd *cmd = cmd_new(c);
+		cmd_text(cmd, "LOGOUT");
+		c->opts.timeout_ms = c->opts.timeout_ms > 10000 ? 10000 : c->opts.timeout_ms;
+		(void)cmd_run(c, cmd, NULL);
+	}
+	imap_client_free(cp);
+}
+
+/* ------------------------------------------------------------------ */
+/* login                                                               */
+
+static char *base64_encode(const unsigned char *in, size_t len)
+{
+	static const char tab[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char *out = xmalloc((len + 2) / 3 * 4 + 1), *o = out;
+
+	for (size_t i = 0; i < len; i += 3) {
+		uint32_t v = (uint32_t)in[i] << 16;
+		if (i + 1 < len) v |= (uint32_t)in[i + 1] << 8;
+		if (i + 2 < len) v |= in[i + 2];
+		*o++ = tab[(v >> 18) & 63];
+		*o++ = tab[(v >> 12) & 63];
+		*o++ = i + 1 < len ? tab[(v >> 6) & 63] : '=';
+		*o++ = i + 2 < len ? tab[v & 63] : '=';
+	}
+	*o = '\0';
+	return out;
+}
+
+static bool credential_ok(const char *s)
+{
+	return strpbrk(s, "\r\n") == NULL;
+}
+
+int imap_login(struct imap_client *c, const char *user, const char *password,
+	       const char *authzid, char sep, char *err, size_t errlen)
+{
+	struct imap_result res;
+	struct imap_cmd *cmd;
+	int rc;
+
+	if (!credential_ok(user) || !credential_ok(password) ||
+	    (authzid != NULL && !credential_ok(authzid))) {
+		snprintf(err, errlen, "%s: user name or password contains CR or LF", c->label);
+		return EXIT_CONFIG;
+	}
+	if (c->caps & CAP_LOGINDISABLED && !(c->caps & CAP_AUTH_PLAIN)) {
+		snprintf(err, errlen, "%s: server refuses logins (LOGINDISABLED)", c->label);
+		return EXIT_NOPERM;
+	}
+	cmd = cmd_new(c);
+	cmd->barrier = true;
+	if (c->caps & CAP_AUTH_PLAIN) {
+		/* SASL PLAIN: authzid NUL authcid NUL password.  For a master
+		   login the target user is the authzid and the master user
+		   authenticates, so no separator is ever joined by hand. */
+		struct buf sasl = { 0 };
+		const char *authcid = authzid != NULL ? authzid : user;
+		const char *target = authzid != NULL ? user : "";
+		buf_append(&sasl, target, strlen(target));
+		buf_append(&sasl, "", 1);
+		buf_append(&sasl, authcid, strlen(authcid));
+		buf_append(&sasl, "", 1);
+		buf_append(&sasl, password, strlen(password));
+		char *b64 = base64_encode(sasl.data, sasl.len);
+		explicit_wipe(sasl.data, sasl.len);
+		buf_free(&sasl);
+		if (c->caps & CAP_SASL_IR) {
+			cmd_text(cmd, "AUTHENTICATE PLAIN ");
+			struct cmd_part *p = cmd_add_part(cmd, PART_TEXT);
+			p->secret = true;
+			buf_append(&p->data, b64, strlen(b64));
+		} else {
+			cmd_text(cmd, "AUTHENTICATE PLAIN\r\n");
+			struct cmd_part *p = cmd_add_part(cmd, PART_CONT_LINE);
+			p->secret = true;
+			buf_append(&p->data, b64, strlen(b64));
+		}
+		explicit_wipe(b64, strlen(b64));
+		free(b64);
+	} else {
+		char *login = authzid != NULL ? xasprintf("%s%c%s", user, sep, authzid)
+					      : xstrdup(user);
+		cmd_text(cmd, "LOGIN ");
+		cmd_literal(cmd, login, strlen(login), false);
+		cmd_text(cmd, " ");
+		cmd_literal(cmd, password, strlen(password), true);
+		free(login);
+	}
+	rc = cmd_run(c, cmd, &res);
+	if (rc == 0) {
+		/* Servers may change capabilities after login. */
+		if (res.code[0] == '\0' || strcmp(res.code, "CAPABILITY") != 0)
+			return query_capabilities(c, err, errlen);
+		return 0;
+	}
+	if (res.status == IMAP_STATUS_NONE) {
+		snprintf(err, errlen, "%s", res.text);
+		return rc;
+	}
+	snprintf(err, errlen, "%s: login as %s%s%s%s failed%s%s: %s", c->label, user,
+		 authzid ? " (master user " : "", authzid ? authzid : "",
+		 authzid ? ")" : "", res.code[0] ? " " : "", res.code, res.text);
+	/* A NO to a login is an authentication failure whatever the code. */
+	return res.status == IMAP_STATUS_NO ? EXIT_NOPERM : rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* generic commands                                                    */
+
+char *imap_quote(const char *s)
+{
+	struct buf b = { 0 };
+
+	buf_append(&b, "\"", 1);
+	for (; *s != '\0'; s++) {
+		if (*s == '"' || *s == '\\')
+			buf_append(&b, "\\", 1);
+		buf_append(&b, s, 1);
+	}
+	buf_append(&b, "\"", 2);  /* includes the NUL */
+	return (char *)b.data;
+}
+
+int imap_simple(struct imap_client *c, struct imap_result *res, const char *fmt, ...)
+{
+	struct imap_cmd *cmd = cmd_new(c);
+	struct cmd_part *p = &cmd->parts[cmd->nparts - 1];
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		fatalx("out of memory");
+	va_end(ap);
+	buf_append(&p->data, s, strlen(s));
+	free(s);
+	return cmd_run(c, cmd, res);
+}
+
+int imap_select(struct imap_client *c, const char *mailbox, bool readonly,
+		struct imap_mailbox *box_r, struct imap_result *res)
+{
+	char *q = imap_quote(mailbox);
+	int rc;
+
+	memset(&c->box, 0, sizeof(c->box));
+	rc = imap_simple(c, res, "%s %s", readonly ? "EXAMINE" : "SELECT", q);
+	free(q);
+	*box_r = c->box;
+	return rc;
+}
+
+static bool status_untagged(struct imap_client *c, struct imap_cmd *cmd,
+			    const struct imap_response *resp)
+{
+	struct imap_mailbox *box = cmd->ctx;
+	const struct imap_arg *a;
+	uint64_t v;
+
+	if (resp->name == NULL || strcmp(resp->name, "STATUS") != 0)
+		return false;
+	a = resp->args;
+	if (a == NULL || a->next == NULL || a->next->type != IMAP_ARG_LIST)
+		return true;
+	for (a = a->next->list; a != NULL && a->next != NULL; a = a->next->next) {
+		if (!imap_arg_get_number(a->next, &v))
+			continue;
+		if (imap_arg_is_atom(a, "UIDNEXT"))
+			box->uidnext = (uint32_t)v;
+		else if (imap_arg_is_atom(a, "UIDVALIDITY"))
+			box->uidvalidity = (uint32_t)v;
+		else if (imap_arg_is_atom(a, "MESSAGES"))
+			box->exists = (uint32_t)v;
+		else if (imap_arg_is_atom(a, "HIGHESTMODSEQ"))
+			box->highestmodseq = v;
+	}
+	return true;
+}
+
+int imap_status(struct imap_client *c, const char *mailbox,
+		struct imap_mailbox *box_r, struct imap_result *res)
+{
+	struct imap_cmd *cmd = cmd_new(c);
+	char *q = imap_quote(mailbox);
+
+	memset(box_r, 0, sizeof(*box_r));
+	cmd_text(cmd, "STATUS %s (MESSAGES UIDNEXT UIDVALIDITY)", q);
+	free(q);
+	cmd->untagged = status_untagged;
+	cmd->ctx = box_r;
+	return cmd_run(c, cmd, res);
+}
+
+/* ------------------------------------------------------------------ */
+/* UID lists and sets                                                  */
+
+void uid_list_add(struct uid_list *l, uint32_t uid)
+{
+	if (l->count == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 64;
+		l->uids = xreallocarray(l->uids, l->cap, sizeof(*l->uids));
+	}
+	l->uids[l->count++] = uid;
+}
+
+void uid_list_free(struct uid_list *l)
+{
+	free(l->uids);
+	memset(l, 0, sizeof(*l));
+}
+
+char *uid_list_to_set(const uint32_t *uids, size_t n)
+{
+	struct buf b = { 0 };
+
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+		while (j + 1 < n && uids[j + 1] == uids[j] + 1)
+			j++;
+		if (b.len > 0)
+			buf_append(&b, ",", 1);
+		if (j > i)
+			buf_appendf(&b, "%u:%u", uids[i], uids[j]);
+		else
+			buf_appendf(&b, "%u", uids[i]);
+		i = j + 1;
+	}
+	buf_append(&b, "", 1);
+	return (char *)b.data;
+}
+
+bool uid_set_parse(const char *set, struct uid_list *l, size_t max_count)
+{
+	char *copy = xstrdup(set), *save = NULL;
+	bool ok = true;
+
+	for (char *tok = strtok_r(copy, ",", &save); tok != NULL && ok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		char *colon = strchr(tok, ':');
+		uint32_t a, b;
+		if (colon != NULL)
+			*colon = '\0';
+		if (!str_to_u32(tok, &a) || (colon != NULL && !str_to_u32(colon + 1, &b))) {
+			ok = false;
+			break;
+		}
+		if (colon == NULL)
+			b = a;
+		if (a > b) {
+			uint32_t t = a; a = b; b = t;
+		}
+		if ((uint64_t)b - a + 1 > max_count - l->count) {
+			ok = false;
+			break;
+		}
+		for (uint64_t u = a; u <= b; u++)
+			uid_list_add(l, (uint32_t)u);
+	}
+	free(copy);
+	return ok;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static bool search_untagged(struct imap_client *c, struct imap_cmd *cmd,
+			    const struct imap_response *resp)
+{
+	struct uid_list *l = cmd->ctx;
+	uint64_t v;
+
+	if (resp->name == NULL)
+		return false;
+	if (strcmp(resp->name, "SEARCH") == 0) {
+		for (const struct imap_arg *a = resp->args; a != NULL; a = a->next)
+			if (imap_arg_get_number(a, &v) && v > 0 && v <= UINT32_MAX)
+				uid_list_add(l, (uint32_t)v);
+		return true;
+	}
+	if (strcmp(resp->name, "ESEARCH") == 0) {
+		for (const struct imap_arg *a = resp->args; a != NULL; a = a->next) {
+			if (imap_arg_is_atom(a, "ALL") && a->next != NULL &&
+			    a->next->type == IMAP_ARG_ATOM &&
+			    !uid_set_parse(a->next->str, l, 50u * 1000 * 1000))
+				client_fail(c, EXIT_PROTOCOL, "malformed ESEARCH result");
+		}
+		return true;
+	}
+	return false;
+}
+
+int imap_uid_search(struct imap_client *c, const char *criteria,
+		    struct uid_list *uids_r, struct imap_result *res)
+{
+	struct imap_cmd *cmd = cmd_new(c);
+	int rc;
+
+	memset(uids_r, 0, sizeof(*uids_r));
+	if (c->caps & CAP_ESEARCH)
+		cmd_text(cmd, "UID SEARCH RETURN (ALL) %s", criteria);
+	else
+		cmd_text(cmd, "UID SEARCH %s", criteria);
+	cmd->untagged = search_untagged;
+	cmd->ctx = uids_r;
+	rc = cmd_run(c, cmd, res);
+	if (uids_r->count > 1)
+		qsort(uids_r->uids, uids_r->count, sizeof(uint32_t), cmp_u32);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* FETCH                                                               */
+
+struct fetch_ctx {
+	imap_fetch_cb *cb;
+	void *ctx;
+};
+
+static void fetch_flags(struct imap_fetched *m, const struct imap_arg *list)
+{
+	size_t o = 0;
+
+	m->flags[0] = '\0';
+	if (list->type != IMAP_ARG_LIST)
+		return;
+	for (const struct imap_arg *f = list->list; f != NULL; f = f->next) {
+		if (f->type != IMAP_ARG_ATOM || strcasecmp(f->str, "\\Recent") == 0)
+			continue;
+		int n = snprintf(m->flags + o, sizeof(m->flags) - o, "%s%s",
+				 o ? " " : "", f->str);
+		if (n < 0 || (size_t)n >= sizeof(m->flags) - o)
+			break;  /* absurdly many keywords: keep what fits */
+		o += (size_t)n;
+	}
+}
+
+static bool fetch_untagged(struct imap_client *c, struct imap_cmd *cmd,
+			   const struct imap_response *resp)
+{
+	struct fetch_ctx *fc = cmd->ctx;
+	struct imap_fetched m;
+	size_t streamed = 0;
+	uint64_t v;
+
+	if (resp->name == NULL || strcmp(resp->name, "FETCH") != 0 ||
+	    resp->args == NULL || resp->args->type != IMAP_ARG_LIST)
+		return false;
+	memset(&m, 0, sizeof(m));
+	for (const struct imap_arg *a = resp->args->list; a != NULL && a->next != NULL;
+	     a = a->next->next) {
+		const struct imap_arg *val = a->next;
+		if (val->type == IMAP_ARG_LITERAL_STREAMED && streamed < c->nstreamed &&
+		    m.body == NULL && a->type == IMAP_ARG_ATOM &&
+		    strncasecmp(a->str, "BODY[", 5) == 0) {
+			m.body = c->streamed[streamed];
+			c->streamed[streamed] = NULL;
+			streamed++;
+			continue;
+		}
+		if (val->type == IMAP_ARG_LITERAL_STREAMED)
+			streamed++;
+		if (imap_arg_is_atom(a, "UID") && imap_arg_get_number(val, &v) && v <= UINT32_MAX)
+			m.uid = (uint32_t)v;
+		else if (imap_arg_is_atom(a, "FLAGS"))
+			fetch_flags(&m, val);
+		else if (imap_arg_is_atom(a, "INTERNALDATE") && val->type == IMAP_ARG_STRING)
+			snprintf(m.internaldate, sizeof(m.internaldate), "%s", val->str);
+		else if (imap_arg_is_atom(a, "RFC822.SIZE") && imap_arg_get_number(val, &v))
+			m.size = v;
+		else if (a->type == IMAP_ARG_ATOM && strncasecmp(a->str, "BODY[", 5) == 0 &&
+			 m.body == NULL &&
+			 (val->type == IMAP_ARG_LITERAL || val->type == IMAP_ARG_STRING)) {
+			m.body = msgbody_new(c->opts.spool_dir);
+			if (!msgbody_write(m.body, val->str, val->len))
+				client_fail(c, EXIT_IOERR, "cannot spool a message: %s",
+					    strerror(errno));
+		}
+	}
+	/* FETCH without UID is an unsolicited flag update: not ours. */
+	if (m.uid != 0)
+		fc->cb(fc->ctx, &m);
+	msgbody_free(&m.body);
+	return true;
+}
+
+int imap_uid_fetch(struct imap_client *c, const char *uidset, const char *items,
+		   imap_fetch_cb *cb, void *ctx, struct imap_result *res)
+{
+	struct fetch_ctx fc = { cb, ctx };
+	struct imap_cmd *cmd = cmd_new(c);
+
+	cmd_text(cmd, "UID FETCH %s (UID %s)", uidset, items);
+	cmd->untagged = fetch_untagged;
+	cmd->ctx = &fc;
+	return cmd_run(c, cmd, res);
+}
+
+/* ------------------------------------------------------------------ */
+/* APPEND                                                              */
+
+static void append_one(struct imap_client *c, struct imap_cmd *cmd,
+		       const struct imap_append_msg *m)
+{
+	struct cmd_part *p;
+
+	cmd_text(cmd, " (%s)", m->flags ? m->flags : "");
+	if (m->internaldate != NULL && *m->internaldate != '\0')
+		cmd_text(cmd, " \"%s\"", m->internaldate);
+	cmd_text(cmd, " ");
+	p = cmd_add_part(cmd, PART_BODY);
+	p->body = m->body;
+	/* NUL bytes only travel in a literal8, which BINARY allows. */
+	p->literal8 = msgbody_has_nul(m->body) && (c->caps & CAP_BINARY);
+}
+
+static void fill_uids(const struct imap_result *r, size_t n,
+		      uint32_t *uidvalidity_r, uint32_t *uids_r)
+{
+	struct uid_list l = { 0 };
+
+	if (r->appenduid_set[0] != '\0' && uid_set_parse(r->appenduid_set, &l, n) &&
+	    l.count == n) {
+		memcpy(uids_r, l.uids, n * sizeof(*uids_r));
+		*uidvalidity_r = r->appenduid_validity;
+	}
+	uid_list_free(&l);
+}
+
+int imap_append(struct imap_client *c, const char *mailbox,
+		const struct imap_append_msg *msgs, size_t n,
+		uint32_t *uidvalidity_r, uint32_t *uids_r, struct imap_result *res)
+{
+	char *q = imap_quote(mailbox);
+	int rc = 0;
+
+	*uidvalidity_r = 0;
+	memset(uids_r, 0, n * sizeof(*uids_r));
+	if (n > 1 && (c->caps & CAP_MULTIAPPEND)) {
+		/* One transaction: all messages are saved, or none is
+		   (RFC 3502), which keeps the journal's intents simple. */
+		struct imap_cmd *cmd = cmd_new(c);
+		cmd_text(cmd, "APPEND %s", q);
+		for (size_t i = 0; i < n; i++)
+			append_one(c, cmd, &msgs[i]);
+		rc = cmd_run(c, cmd, res);
+		if (rc == 0)
+			fill_uids(res, n, uidvalidity_r, uids_r);
+		free(q);
+		return rc;
+	}
+	/* Without MULTIAPPEND: pipeline single APPENDs, then collect. */
+	struct imap_cmd **cmds = xcalloc(n, sizeof(*cmds));
+	for (size_t i = 0; i < n; i++) {
+		cmds[i] = cmd_new(c);
+		cmd_text(cmds[i], "APPEND %s", q);
+		append_one(c, cmds[i], &msgs[i]);
+		cmd_enqueue(c, cmds[i]);
+	}
+	for (size_t i = 0; i < n; i++) {
+		int r = cmd_wait(c, cmds[i]);
+		uint32_t uv = 0;
+		if (r == 0) {
+			fill_uids(&cmds[i]->res, 1, &uv, &uids_r[i]);
+			if (uv != 0)
+				*uidvalidity_r = uv;
+		} else if (rc == 0) {
+			rc = r;
+			*res = cmds[i]->res;
+		}
+		if (rc == 0 && res != NULL)
+			*res = cmds[i]->res;
+	}
+	for (size_t i = 0; i < n; i++) {
+		/* Commands still in flight belong to a dead connection and
+		   are freed with the client. */
+		if (cmds[i]->done || !cmds[i]->started) {
+			struct imap_cmd **pp = &c->queue;
+			while (*pp != NULL && *pp != cmds[i])
+				pp = &(*pp)->next;
+			if (*pp == cmds[i])
+				*pp = cmds[i]->next;
+			cmd_free(cmds[i]);
+		}
+	}
+	free(cmds);
+	free(q);
+	return rc;
+}

@@ -1,1 +1,156 @@
-/* imap_client.h - to be written */
+/* imap_client.h - the IMAP command layer: connection setup with the TLS
+ * policy, capabilities, tags, a pipelined command queue, literals in both
+ * directions, and response codes classified by what they break.
+ *
+ * The sync engine talks to this interface only; it never sees a socket,
+ * a tag or IMAP syntax beyond search criteria and flag names.
+ */
+#ifndef IMAP_CLIENT_H
+#define IMAP_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "imap_parser.h"
+#include "msgbody.h"
+#include "task.h"
+
+enum imap_cap {
+	CAP_IMAP4REV1 = 1u << 0,
+	CAP_STARTTLS = 1u << 1,
+	CAP_LOGINDISABLED = 1u << 2,
+	CAP_AUTH_PLAIN = 1u << 3,
+	CAP_SASL_IR = 1u << 4,
+	CAP_LITERALPLUS = 1u << 5,
+	CAP_LITERALMINUS = 1u << 6,
+	CAP_UIDPLUS = 1u << 7,
+	CAP_MULTIAPPEND = 1u << 8,
+	CAP_ESEARCH = 1u << 9,
+	CAP_CONDSTORE = 1u << 10,
+	CAP_QRESYNC = 1u << 11,
+	CAP_ID = 1u << 12,
+	CAP_NAMESPACE = 1u << 13,
+	CAP_SPECIAL_USE = 1u << 14,
+	CAP_LIST_EXTENDED = 1u << 15,
+	CAP_ENABLE = 1u << 16,
+	CAP_BINARY = 1u << 17,
+	CAP_FILTER_SIEVE = 1u << 18,
+	CAP_UNSELECT = 1u << 19,
+};
+
+/* How much a failure breaks (isync's error classes). */
+enum imap_scope {
+	IMAP_SCOPE_NONE = 0,
+	IMAP_SCOPE_MESSAGE,     /* skip this message, go on */
+	IMAP_SCOPE_MAILBOX,     /* skip this mailbox, go on */
+	IMAP_SCOPE_CONNECTION,  /* the connection is unusable */
+	IMAP_SCOPE_TASK,        /* stop the task: auth, quota, TLS policy */
+};
+
+struct imap_result {
+	enum imap_status status;  /* OK/NO/BAD; NONE when the connection died */
+	char code[32];            /* response code, upper-case, "" if none */
+	char text[300];           /* human text, for logs only */
+	enum imap_scope scope;
+	int exit_class;           /* exitcode.h value for this failure */
+	uint32_t appenduid_validity;
+	char appenduid_set[256];  /* APPENDUID's UID set, "" if none */
+};
+
+struct imap_client_opts {
+	const char *label;        /* "remote" / "local": names the side in errors */
+	const char *host;
+	uint16_t port;
+	enum security security;
+	const char *ca_file;
+	bool tls_verify;
+	int timeout_ms;           /* silence allowed per phase and command */
+	const char *spool_dir;    /* where large bodies are spooled */
+	bool trace;               /* log the protocol (secrets redacted) */
+};
+
+struct imap_mailbox {
+	uint32_t exists;
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint64_t highestmodseq;
+	bool permflags_keywords;  /* PERMANENTFLAGS has \* */
+};
+
+struct imap_client;
+
+/* Connect, apply the security mode, read the greeting and capabilities.
+   Returns 0 or an exit code; err names the side and the reason. */
+int imap_client_connect(const struct imap_client_opts *opts,
+			struct imap_client **client_r, char *err, size_t errlen);
+void imap_client_free(struct imap_client **client);
+/* LOGOUT if the connection is still healthy, then free. */
+void imap_client_logout(struct imap_client **client);
+
+bool imap_client_has_cap(const struct imap_client *c, enum imap_cap cap);
+const char *imap_client_label(const struct imap_client *c);
+/* The reason the connection failed, and its exit class (0 if healthy). */
+int imap_client_failed(const struct imap_client *c, const char **why_r);
+
+/* Authenticate as user; with authzid (master login) as authzid via
+   SASL PLAIN when offered, else LOGIN "authzid<sep>user".  Credentials
+   travel base64-encoded or as literals, never hand-quoted. */
+int imap_login(struct imap_client *c, const char *user, const char *password,
+	       const char *authzid, char sep, char *err, size_t errlen);
+
+/* A simple command with no special untagged data.  fmt is IMAP syntax;
+   use imap_quote() for strings. */
+int imap_simple(struct imap_client *c, struct imap_result *res,
+		const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Quote a mailbox name or string as an IMAP quoted string (the caller
+   guarantees no CR/LF/NUL: folder names are validated before). */
+char *imap_quote(const char *s);
+
+int imap_select(struct imap_client *c, const char *mailbox, bool readonly,
+		struct imap_mailbox *box_r, struct imap_result *res);
+int imap_status(struct imap_client *c, const char *mailbox,
+		struct imap_mailbox *box_r, struct imap_result *res);
+
+struct uid_list {
+	uint32_t *uids;
+	size_t count, cap;
+};
+void uid_list_add(struct uid_list *l, uint32_t uid);
+void uid_list_free(struct uid_list *l);
+/* "1:3,7" from a sorted list (subset [from, from+n)). */
+char *uid_list_to_set(const uint32_t *uids, size_t n);
+/* Parse "1:3,7" into l; false on syntax error or a range over max_count. */
+bool uid_set_parse(const char *set, struct uid_list *l, size_t max_count);
+
+/* UID SEARCH criteria -> sorted UIDs (ESEARCH used when offered). */
+int imap_uid_search(struct imap_client *c, const char *criteria,
+		    struct uid_list *uids_r, struct imap_result *res);
+
+struct imap_fetched {
+	uint32_t uid;
+	char flags[512];          /* space-separated, \Recent dropped */
+	char internaldate[64];    /* as sent, "" if absent */
+	uint64_t size;            /* RFC822.SIZE, 0 if absent */
+	struct msgbody *body;     /* BODY[] when asked; callee may take it */
+};
+typedef void imap_fetch_cb(void *ctx, struct imap_fetched *msg);
+
+/* UID FETCH uidset (items); cb for every message that has a UID. */
+int imap_uid_fetch(struct imap_client *c, const char *uidset, const char *items,
+		   imap_fetch_cb *cb, void *ctx, struct imap_result *res);
+
+struct imap_append_msg {
+	const char *flags;        /* "\Seen $Label", may be "" */
+	const char *internaldate; /* may be NULL */
+	struct msgbody *body;
+};
+/* APPEND n messages to mailbox: one MULTIAPPEND transaction when
+   offered, else pipelined APPENDs.  uids_r[i] receives each new UID from
+   APPENDUID (0 if the server did not say). */
+int imap_append(struct imap_client *c, const char *mailbox,
+		const struct imap_append_msg *msgs, size_t n,
+		uint32_t *uidvalidity_r, uint32_t *uids_r, struct imap_result *res);
+
+#endif

@@ -1,1 +1,73 @@
-/* journal.h - to be written */
+/* journal.h - the per-task state: which remote message (mailbox,
+ * UIDVALIDITY, UID) went where (local UIDVALIDITY, UID), and how far
+ * each one got.
+ *
+ * On disk: a snapshot ("state") plus an append-only, line-oriented,
+ * versioned journal ("journal").  Every change is a journal line first.
+ * An intent is written and fsync'd BEFORE the APPEND that acts on it, so
+ * a crash can never leave a delivered message the journal does not know
+ * might exist (FAULTS I2).  Replay refuses to guess: an unknown version
+ * or a malformed line stops the task with EXIT_DATAERR.
+ */
+#ifndef JOURNAL_H
+#define JOURNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum jstate {
+	J_INTENT = 1,    /* about to be appended; outcome unknown after a crash */
+	J_DELIVERED,     /* the destination confirmed it */
+	J_SEEN,          /* delivered, and marked \Seen on the remote */
+	J_DELETED,       /* delivered, and expunged on the remote */
+	J_SKIPPED,       /* permanently skipped (too big, NUL bytes) */
+};
+
+struct jentry {
+	char *mbox;              /* remote mailbox name (UTF-8) */
+	uint32_t ruv, ruid;      /* remote UIDVALIDITY, UID */
+	enum jstate state;
+	uint64_t size;           /* bytes of the message */
+	uint64_t hash;           /* FNV-1a 64 of the bytes */
+	uint32_t luv, luid;      /* local UIDVALIDITY, UID (0: unknown) */
+	uint32_t luidnext;       /* local UIDNEXT seen before the APPEND */
+};
+
+struct journal;
+
+/* Load dir/state, replay dir/journal.  0, or an exit code with err set. */
+int journal_open(const char *dir, struct journal **j_r, char *err, size_t errlen);
+void journal_close(struct journal **j);
+
+struct jentry *journal_get(struct journal *j, const char *mbox,
+			   uint32_t ruv, uint32_t ruid);
+/* Call cb for every entry (order unspecified). */
+void journal_foreach(struct journal *j, void (*cb)(void *ctx, struct jentry *e),
+		     void *ctx);
+size_t journal_count(const struct journal *j, enum jstate state);
+
+/* Record transitions.  Each writes one journal line; 0 or EXIT_IOERR /
+   EXIT_CANTCREAT (disk full).  journal_intent() lines become durable
+   only with journal_sync(), which the caller runs before acting. */
+int journal_intent(struct journal *j, const struct jentry *e);
+int journal_delivered(struct journal *j, struct jentry *e, uint32_t luv, uint32_t luid);
+int journal_abandon(struct journal *j, struct jentry *e);
+int journal_seen(struct journal *j, struct jentry *e);
+int journal_deleted(struct journal *j, struct jentry *e);
+int journal_skipped(struct journal *j, const char *mbox, uint32_t ruv,
+		    uint32_t ruid, uint64_t size);
+int journal_sync(struct journal *j);
+
+/* Fold the journal into a new snapshot: write state.new, fsync, rename,
+   fsync the directory, then empty the journal.  Order is important! */
+int journal_commit(struct journal *j);
+
+const char *journal_error(const struct journal *j);
+
+/* Fault-injection hook (FAULTS row 24): with IMAPSYNC_TEST_KILL_AT=N in
+   the environment, the Nth call exits the process at once with 100, as
+   a SIGKILL would stop it.  Called at every journal step. */
+void journal_killpoint(void);
+
+#endif

@@ -1,1 +1,55 @@
-/* net.h - to be written */
+/* net.h - TCP connections with deadlines, and the TLS policy.
+ *
+ * net.c is the only file that includes OpenSSL.  Every wait is bounded by
+ * a timeout of silence; TLS certificates and host names are verified
+ * unless the caller explicitly turns verification off.
+ */
+#ifndef NET_H
+#define NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+enum net_status {
+	NET_OK = 0,
+	NET_ERR_RESOLVE,     /* name lookup failed */
+	NET_ERR_CONNECT,     /* refused, unreachable */
+	NET_ERR_TIMEOUT,     /* the peer stayed silent past the deadline */
+	NET_ERR_EOF,         /* the peer closed the connection */
+	NET_ERR_IO,          /* reset, other socket error */
+	NET_ERR_TLS,         /* handshake failed, certificate refused */
+};
+
+struct net_tls_opts {
+	const char *ca_file;  /* NULL: the system store */
+	bool verify;          /* false only on explicit tls_verify = no */
+};
+
+struct net_conn;
+
+/* Connect to host:port; timeout_ms bounds the whole connect phase. */
+enum net_status net_connect(const char *host, uint16_t port, int timeout_ms,
+			    struct net_conn **conn_r, char *err, size_t errlen);
+/* Run a TLS handshake on the connection (implicit TLS or after
+   STARTTLS).  Verifies the chain and the host name given at connect. */
+enum net_status net_start_tls(struct net_conn *conn,
+			      const struct net_tls_opts *opts, int timeout_ms,
+			      char *err, size_t errlen);
+bool net_is_tls(const struct net_conn *conn);
+
+/* Read up to len bytes (at least 1).  Returns bytes read, or -1 with
+   *status_r set (NET_ERR_EOF on orderly close). */
+ssize_t net_read(struct net_conn *conn, void *buf, size_t len, int timeout_ms,
+		 enum net_status *status_r);
+/* Write everything. */
+enum net_status net_write(struct net_conn *conn, const void *buf, size_t len,
+			  int timeout_ms);
+/* Last error text for status codes returned above. */
+const char *net_error(const struct net_conn *conn);
+const char *net_peer(const struct net_conn *conn);   /* "host:port" */
+
+void net_close(struct net_conn **conn);
+
+#endif

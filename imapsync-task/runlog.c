@@ -1,1 +1,219 @@
-/* runlog.c - to be written */
+/* runlog.c - run lock and run records in the task's state directory. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "exitcode.h"
+#include "runlog.h"
+#include "util.h"
+
+const char *exit_code_verdict(int code)
+{
+	switch (code) {
+	case EXIT_OK: return "ok";
+	case EXIT_SKIPPED: return "ok-skipped";
+	case EXIT_USAGE: return "usage";
+	case EXIT_DATAERR: return "state-error";
+	case EXIT_UNAVAILABLE: return "unavailable";
+	case EXIT_SOFTWARE: return "internal-error";
+	case EXIT_CANTCREAT: return "quota-or-disk";
+	case EXIT_IOERR: return "state-io-error";
+	case EXIT_TEMPFAIL: return "temporary-failure";
+	case EXIT_PROTOCOL: return "protocol-or-tls";
+	case EXIT_NOPERM: return "auth-failed";
+	case EXIT_CONFIG: return "config-error";
+	default: return "unknown";
+	}
+}
+
+int runlog_lock(const char *dir, int *fd_r, pid_t *holder_r, char *err, size_t errlen)
+{
+	char *path = xasprintf("%s/lock", dir);
+	char pidbuf[32];
+	int fd;
+
+	*holder_r = 0;
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create state directory %s: %s", dir, strerror(errno));
+		free(path);
+		return EXIT_IOERR;
+	}
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		free(path);
+		return EXIT_IOERR;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		ssize_t n = pread(fd, pidbuf, sizeof(pidbuf) - 1, 0);
+		if (n > 0) {
+			pidbuf[n] = '\0';
+			*holder_r = (pid_t)strtol(pidbuf, NULL, 10);
+		}
+		close(fd);
+		free(path);
+		if (e == EWOULDBLOCK) {
+			snprintf(err, errlen, "task is running (pid %ld)", (long)*holder_r);
+			return EXIT_TEMPFAIL;
+		}
+		snprintf(err, errlen, "cannot lock %s/lock: %s", dir, strerror(e));
+		return EXIT_IOERR;
+	}
+	/* The pid is informative only: the lock is the flock itself, which
+	   the kernel drops when we die, so a stale file never blocks. */
+	int len = snprintf(pidbuf, sizeof(pidbuf), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) == 0)
+		(void)!pwrite(fd, pidbuf, (size_t)len, 0);
+	free(path);
+	*fd_r = fd;
+	return 0;
+}
+
+static void format_record(struct buf *b, const struct run_record *r)
+{
+	buf_appendf(b, "%lld %lld %d %llu %llu %llu %llu %llu\n", (long long)r->start,
+		    (long long)r->end, r->exit_code, (unsigned long long)r->copied,
+		    (unsigned long long)r->skipped, (unsigned long long)r->deleted,
+		    (unsigned long long)r->errors, (unsigned long long)r->bytes);
+}
+
+static bool parse_record(const char *line, struct run_record *r)
+{
+	long long s, e;
+	unsigned long long c, k, d, er, by;
+
+	if (sscanf(line, "%lld %lld %d %llu %llu %llu %llu %llu", &s, &e, &r->exit_code,
+		   &c, &k, &d, &er, &by) != 8)
+		return false;
+	r->start = (time_t)s;
+	r->end = (time_t)e;
+	r->copied = c;
+	r->skipped = k;
+	r->deleted = d;
+	r->errors = er;
+	r->bytes = by;
+	return true;
+}
+
+/* Replace path with content: temp file, fsync, rename. */
+static int replace_file(const char *path, const struct buf *content)
+{
+	char *tmp = xasprintf("%s.new", path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int rc = -1;
+
+	if (fd >= 0 && write_full(fd, content->data, content->len) == 0 && fsync(fd) == 0)
+		rc = 0;
+	if (fd >= 0)
+		close(fd);
+	if (rc == 0)
+		rc = rename(tmp, path);
+	if (rc != 0)
+		unlink(tmp);
+	free(tmp);
+	return rc;
+}
+
+static char *read_text(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	struct buf b = { 0 };
+	char chunk[4096];
+	size_t n;
+
+	if (f == NULL)
+		return NULL;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		buf_append(&b, chunk, n);
+	fclose(f);
+	buf_append(&b, "", 1);
+	return (char *)b.data;
+}
+
+size_t runlog_read(const char *dir, struct run_record *recs, size_t max)
+{
+	char *path = xasprintf("%s/runs", dir);
+	char *text = read_text(path);
+	size_t total = 0, n = 0;
+
+	free(path);
+	if (text == NULL || max == 0) {
+		free(text);
+		return 0;
+	}
+	for (char *p = text; *p != '\0'; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : p + strlen(p))
+		total++;
+	size_t skip = total > max ? total - max : 0, i = 0;
+	for (char *line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n"), i++)
+		if (i >= skip && n < max && parse_record(line, &recs[n]))
+			n++;
+	free(text);
+	return n;
+}
+
+int runlog_totals(const char *dir, struct run_record *tot, uint64_t *runs_r)
+{
+	char *path = xasprintf("%s/totals", dir);
+	char *text = read_text(path);
+	unsigned long long runs = 0;
+
+	free(path);
+	memset(tot, 0, sizeof(*tot));
+	*runs_r = 0;
+	if (text == NULL)
+		return 0;
+	if (sscanf(text, "%llu", &runs) != 1 || strchr(text, ' ') == NULL ||
+	    !parse_record(strchr(text, ' ') + 1, tot)) {
+		free(text);
+		return -1;
+	}
+	*runs_r = runs;
+	free(text);
+	return 0;
+}
+
+int runlog_append(const char *dir, const struct run_record *r)
+{
+	struct run_record keep[RUNLOG_KEEP], tot;
+	size_t n = runlog_read(dir, keep, RUNLOG_KEEP - 1);
+	uint64_t runs;
+	struct buf b = { 0 };
+	char *path;
+	int rc;
+
+	for (size_t i = 0; i < n; i++)
+		format_record(&b, &keep[i]);
+	format_record(&b, r);
+	path = xasprintf("%s/runs", dir);
+	rc = replace_file(path, &b);
+	free(path);
+	buf_free(&b);
+
+	if (runlog_totals(dir, &tot, &runs) < 0)
+		memset(&tot, 0, sizeof(tot));
+	if (runs == 0)
+		tot.start = r->start;
+	tot.end = r->end;
+	tot.exit_code = r->exit_code;
+	tot.copied += r->copied;
+	tot.skipped += r->skipped;
+	tot.deleted += r->deleted;
+	tot.errors += r->errors;
+	tot.bytes += r->bytes;
+	buf_appendf(&b, "%llu ", (unsigned long long)runs + 1);
+	format_record(&b, &tot);
+	path = xasprintf("%s/totals", dir);
+	if (replace_file(path, &b) < 0)
+		rc = -1;
+	free(path);
+	buf_free(&b);
+	return rc;
+}

@@ -1,1 +1,32 @@
-/* runlog.h - to be written */
+/* runlog.h - the per-task state directory: the run lock and the record
+ * of recent runs that "list" and "status" print. */
+#ifndef RUNLOG_H
+#define RUNLOG_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+struct run_record {
+	time_t start, end;
+	int exit_code;
+	uint64_t copied, skipped, deleted, errors, bytes;
+};
+
+/* Create dir if needed and take its lock without waiting.  0 on success
+   (*fd_r holds it), EXIT_TEMPFAIL with *holder_r when another run holds
+   it, EXIT_IOERR otherwise (err set). */
+int runlog_lock(const char *dir, int *fd_r, pid_t *holder_r, char *err, size_t errlen);
+
+/* Append a record to dir/runs (keeps the last RUNLOG_KEEP) and add it
+   to the lifetime totals in dir/totals. */
+#define RUNLOG_KEEP 100
+int runlog_append(const char *dir, const struct run_record *r);
+/* Read up to max newest records, newest last.  Returns the count. */
+size_t runlog_read(const char *dir, struct run_record *recs, size_t max);
+/* Lifetime totals: runs counted in exit_code, sums in the counters. */
+int runlog_totals(const char *dir, struct run_record *tot, uint64_t *runs_r);
+
+const char *exit_code_verdict(int code);
+
+#endif

@@ -1,1 +1,729 @@
-/* sync_inbox.c - to be written */
+/* sync_inbox.c - INBOX-only retrieval (folders = inbox).
+ *
+ * Candidates are the remote INBOX messages without \Seen and \Deleted.
+ * Each goes through the journal states
+ *
+ *     (none) -> INTENT -> DELIVERED -> SEEN [-> DELETED]
+ *
+ * and every transition is a journal line written before the step that
+ * depends on it.  INTENT lines are fsync'd before the APPEND: after a
+ * crash an INTENT means "maybe delivered", and reconcile_intents() looks
+ * for the message in the local INBOX (UIDs from the UIDNEXT noted in the
+ * intent, same size, same content hash) before anything is sent again.
+ * A message is marked \Seen on the remote only once it is DELIVERED, so
+ * the \Seen flag never hides a message that is not safely local.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "exitcode.h"
+#include "log.h"
+#include "sync.h"
+#include "util.h"
+
+#define INBOX "INBOX"
+
+/* jentry.mbox is not const: a writable copy of the name. */
+static char inbox_name[] = INBOX;
+#define BATCH_MSGS 64
+#define STORE_CHUNK 500
+
+struct batch_msg {
+	uint32_t uid;
+	char flags[512];
+	char date[64];
+	struct msgbody *body;
+	bool fetched;
+};
+
+struct batch {
+	struct batch_msg *msgs;
+	size_t n;
+};
+
+/* ------------------------------------------------------------------ */
+/* small helpers                                                       */
+
+static int fail(struct sync_env *env, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int fail(struct sync_env *env, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(env->error, sizeof(env->error), fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* The exit code of a failed command, with its side named. */
+static int cmd_failed(struct sync_env *env, struct imap_client *c, int rc,
+		      const struct imap_result *res, const char *what)
+{
+	if (res->status == IMAP_STATUS_NONE)
+		return fail(env, rc, "%s", res->text);
+	return fail(env, rc, "%s: %s failed: %s%s%s%s", imap_client_label(c), what,
+		    res->code[0] ? "[" : "", res->code, res->code[0] ? "] " : "", res->text);
+}
+
+struct entry_list {
+	struct jentry **v;
+	size_t n, cap;
+	enum jstate state;
+	uint32_t ruv;
+	bool any_ruv;
+};
+
+static void collect_entry(void *ctx, struct jentry *e)
+{
+	struct entry_list *l = ctx;
+
+	if (strcmp(e->mbox, INBOX) != 0 || e->state != l->state ||
+	    (!l->any_ruv && e->ruv != l->ruv))
+		return;
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 64;
+		l->v = xreallocarray(l->v, l->cap, sizeof(*l->v));
+	}
+	l->v[l->n++] = e;
+}
+
+static int cmp_entry_ruid(const void *a, const void *b)
+{
+	const struct jentry *x = *(struct jentry *const *)a, *y = *(struct jentry *const *)b;
+	return x->ruid < y->ruid ? -1 : x->ruid > y->ruid;
+}
+
+static void entries_in_state(struct sync_env *env, enum jstate st, uint32_t ruv,
+			     bool any_ruv, struct entry_list *l)
+{
+	memset(l, 0, sizeof(*l));
+	l->state = st;
+	l->ruv = ruv;
+	l->any_ruv = any_ruv;
+	journal_foreach(env->journal, collect_entry, l);
+	if (l->n > 1)
+		qsort(l->v, l->n, sizeof(*l->v), cmp_entry_ruid);
+}
+
+/* Run "UID STORE set +FLAGS.SILENT (flag)" over entries, in chunks. */
+static int store_flag(struct sync_env *env, struct jentry **v, size_t n, const char *flag)
+{
+	for (size_t i = 0; i < n; i += STORE_CHUNK) {
+		size_t k = n - i < STORE_CHUNK ? n - i : STORE_CHUNK;
+		uint32_t *uids = xcalloc(k, sizeof(*uids));
+		struct imap_result res;
+		for (size_t m = 0; m < k; m++)
+			uids[m] = v[i + m]->ruid;
+		char *set = uid_list_to_set(uids, k);
+		int rc = imap_simple(env->remote, &res, "UID STORE %s +FLAGS.SILENT (%s)", set, flag);
+		free(set);
+		free(uids);
+		if (rc != 0)
+			return cmd_failed(env, env->remote, rc, &res, "UID STORE");
+	}
+	return 0;
+}
+
+static int journal_failed(struct sync_env *env, int rc)
+{
+	return fail(env, rc, "state journal: %s", journal_error(env->journal));
+}
+
+/* ------------------------------------------------------------------ */
+/* crash reconciliation                                                */
+
+struct local_probe {
+	struct uid_list uids;
+	uint64_t *sizes;
+	size_t nsizes, cap;
+	uint64_t want_hash;
+	bool found;
+};
+
+static void probe_size_cb(void *ctx, struct imap_fetched *m)
+{
+	struct local_probe *p = ctx;
+
+	if (p->nsizes == p->cap) {
+		p->cap = p->cap ? p->cap * 2 : 64;
+		p->sizes = xreallocarray(p->sizes, p->cap, sizeof(*p->sizes));
+	}
+	uid_list_add(&p->uids, m->uid);
+	p->sizes[p->nsizes++] = m->size;
+}
+
+static void probe_hash_cb(void *ctx, struct imap_fetched *m)
+{
+	struct local_probe *p = ctx;
+
+	if (m->body != NULL && msgbody_hash(m->body) == p->want_hash)
+		p->found = true;
+}
+
+static bool luid_claimed(const struct entry_list *claimed, uint32_t luv, uint32_t luid)
+{
+	for (size_t i = 0; i < claimed->n; i++)
+		if (claimed->v[i]->luv == luv && claimed->v[i]->luid == luid)
+			return true;
+	return false;
+}
+
+/* Settle INTENT entries left by a crash: delivered (found in the local
+   INBOX by size and content) or abandoned (so the message is a
+   candidate again).  Never re-send before this has run. */
+static int reconcile_intents(struct sync_env *env, struct sync_counts *counts)
+{
+	struct entry_list intents, delivered;
+	struct imap_mailbox box;
+	struct imap_result res;
+	struct local_probe probe = { 0 };
+	int rc = 0;
+
+	entries_in_state(env, J_INTENT, 0, true, &intents);
+	if (intents.n == 0)
+		return 0;
+	log_info("reconciling %zu message(s) whose delivery a previous run did not confirm",
+		 intents.n);
+	if (env->dry_run) {
+		free(intents.v);
+		return 0;
+	}
+	rc = imap_select(env->local_imap, INBOX, true, &box, &res);
+	if (rc != 0) {
+		free(intents.v);
+		return cmd_failed(env, env->local_imap, rc, &res, "EXAMINE INBOX");
+	}
+	uint32_t from = UINT32_MAX;
+	for (size_t i = 0; i < intents.n; i++) {
+		/* If the local INBOX was recreated, its UIDs start over. */
+		uint32_t start = intents.v[i]->luv == box.uidvalidity ? intents.v[i]->luidnext : 1;
+		if (start == 0)
+			start = 1;
+		if (start < from)
+			from = start;
+	}
+	char set[32];
+	snprintf(set, sizeof(set), "%u:*", from);
+	if (box.exists > 0) {
+		rc = imap_uid_fetch(env->local_imap, set, "RFC822.SIZE", probe_size_cb, &probe, &res);
+		if (rc != 0) {
+			rc = cmd_failed(env, env->local_imap, rc, &res, "UID FETCH");
+			goto out;
+		}
+	}
+	entries_in_state(env, J_DELIVERED, 0, true, &delivered);
+	for (size_t i = 0; i < intents.n && rc == 0; i++) {
+		struct jentry *e = intents.v[i];
+		uint32_t match = 0;
+
+		for (size_t k = 0; k < probe.uids.count && match == 0; k++) {
+			uint32_t luid = probe.uids.uids[k];
+			if (probe.sizes[k] != e->size || luid < (e->luv == box.uidvalidity ? e->luidnext : 1) ||
+			    luid_claimed(&delivered, box.uidvalidity, luid))
+				continue;
+			char one[16];
+			snprintf(one, sizeof(one), "%u", luid);
+			probe.want_hash = e->hash;
+			probe.found = false;
+			rc = imap_uid_fetch(env->local_imap, one, "BODY.PEEK[]", probe_hash_cb, &probe, &res);
+			if (rc != 0) {
+				rc = cmd_failed(env, env->local_imap, rc, &res, "UID FETCH");
+				break;
+			}
+			if (probe.found)
+				match = luid;
+		}
+		if (rc != 0)
+			break;
+		if (match != 0) {
+			rc = journal_delivered(env->journal, e, box.uidvalidity, match);
+			counts->reconciled++;
+			log_info("remote UID %u was delivered before the interruption (local UID %u)",
+				 e->ruid, match);
+			if (delivered.n == delivered.cap) {
+				delivered.cap = delivered.cap ? delivered.cap * 2 : 64;
+				delivered.v = xreallocarray(delivered.v, delivered.cap, sizeof(*delivered.v));
+			}
+			delivered.v[delivered.n++] = e;
+		} else {
+			rc = journal_abandon(env->journal, e);
+		}
+		if (rc != 0)
+			rc = journal_failed(env, rc);
+	}
+	free(delivered.v);
+	if (rc == 0 && (rc = journal_sync(env->journal)) != 0)
+		rc = journal_failed(env, rc);
+out:
+	uid_list_free(&probe.uids);
+	free(probe.sizes);
+	free(intents.v);
+	return rc;
+}
+
+/* DELIVERED but not yet \Seen on the remote: mark them now. */
+static int mark_delivered_seen(struct sync_env *env, uint32_t ruv)
+{
+	struct entry_list l;
+	int rc = 0;
+
+	entries_in_state(env, J_DELIVERED, ruv, false, &l);
+	if (l.n > 0 && env->dry_run) {
+		log_info("would mark %zu delivered message(s) \\Seen on the remote", l.n);
+	} else if (l.n > 0) {
+		rc = store_flag(env, l.v, l.n, "\\Seen");
+		for (size_t i = 0; i < l.n && rc == 0; i++)
+			if ((rc = journal_seen(env->journal, l.v[i])) != 0)
+				rc = journal_failed(env, rc);
+	}
+	free(l.v);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* a changed remote UIDVALIDITY                                         */
+
+/* Entries recorded under another UIDVALIDITY cannot be mapped by UID.
+   Their content (size + hash) still identifies them: a candidate that
+   matches one was delivered already and is only marked \Seen.  This is
+   what keeps a UIDVALIDITY change from causing a redelivery storm. */
+struct stale_set {
+	struct jentry **v;
+	size_t n;
+};
+
+static void collect_stale(void *ctx, struct jentry *e)
+{
+	struct stale_set *s = ((void **)ctx)[0];
+	uint32_t ruv = *(uint32_t *)((void **)ctx)[1];
+
+	if (strcmp(e->mbox, INBOX) != 0 || e->ruv == ruv ||
+	    (e->state != J_DELIVERED && e->state != J_SEEN))
+		return;
+	s->v = xreallocarray(s->v, s->n + 1, sizeof(*s->v));
+	s->v[s->n++] = e;
+}
+
+static struct jentry *stale_match(struct stale_set *s, uint64_t size, uint64_t hash)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		if (s->v[i] != NULL && s->v[i]->size == size && s->v[i]->hash == hash) {
+			struct jentry *e = s->v[i];
+			s->v[i] = NULL;  /* one stale entry matches one message */
+			return e;
+		}
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* delivery                                                            */
+
+static void batch_fetch_cb(void *ctx, struct imap_fetched *m)
+{
+	struct batch *b = ctx;
+
+	for (size_t i = 0; i < b->n; i++) {
+		struct batch_msg *bm = &b->msgs[i];
+		if (bm->uid != m->uid || bm->fetched || m->body == NULL)
+			continue;
+		bm->fetched = true;
+		bm->body = m->body;
+		m->body = NULL;
+		snprintf(bm->flags, sizeof(bm->flags), "%s", m->flags);
+		snprintf(bm->date, sizeof(bm->date), "%s", m->internaldate);
+		return;
+	}
+}
+
+static void batch_free(struct batch *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		msgbody_free(&b->msgs[i].body);
+	free(b->msgs);
+	memset(b, 0, sizeof(*b));
+}
+
+/* Deliver msgs[0..n) (already INTENT and synced) to the local INBOX.
+   On return each delivered one is DELIVERED; with MULTIAPPEND a refusal
+   means none was saved, so their intents are abandoned. */
+static int append_batch(struct sync_env *env, struct batch_msg **msgs, struct jentry **ents,
+			size_t n, struct sync_counts *counts, bool *per_message_r)
+{
+	struct imap_append_msg *am = xcalloc(n, sizeof(*am));
+	uint32_t *luids = xcalloc(n, sizeof(*luids));
+	uint32_t luv = 0;
+	struct imap_result res;
+	int rc;
+
+	*per_message_r = false;
+	for (size_t i = 0; i < n; i++) {
+		am[i].flags = msgs[i]->flags;
+		am[i].internaldate = msgs[i]->date[0] ? msgs[i]->date : NULL;
+		am[i].body = msgs[i]->body;
+	}
+	rc = imap_append(env->local_imap, INBOX, am, n, &luv, luids, &res);
+	journal_killpoint();
+	if (rc == 0) {
+		for (size_t i = 0; i < n && rc == 0; i++) {
+			rc = journal_delivered(env->journal, ents[i], luv, luids[i]);
+			if (rc != 0)
+				rc = journal_failed(env, rc);
+			counts->copied++;
+			counts->bytes += msgbody_size(msgs[i]->body);
+		}
+		if (rc == 0 && (rc = journal_sync(env->journal)) != 0)
+			rc = journal_failed(env, rc);
+		goto out;
+	}
+	/* The connection died: the outcome is unknown, the intents stay
+	   and the next run reconciles them. */
+	if (res.status == IMAP_STATUS_NONE) {
+		rc = cmd_failed(env, env->local_imap, rc, &res, "APPEND");
+		goto out;
+	}
+	/* A tagged NO: nothing of this command was saved (RFC 3502 for
+	   MULTIAPPEND, RFC 3501 for a single APPEND). */
+	bool atomic = n == 1 || imap_client_has_cap(env->local_imap, CAP_MULTIAPPEND);
+	if (atomic) {
+		for (size_t i = 0; i < n; i++)
+			if (journal_abandon(env->journal, ents[i]) != 0)
+				return journal_failed(env, EXIT_IOERR);
+	}
+	if (res.scope == IMAP_SCOPE_MESSAGE && n > 1 && atomic) {
+		/* One message spoiled the transaction: retry one by one. */
+		*per_message_r = true;
+		rc = 0;
+	} else if (res.scope == IMAP_SCOPE_MESSAGE && n == 1) {
+		log_msg(LOGL_WARNING, "remote UID %u (%llu bytes) refused by the local server, skipped: [%s] %s",
+			msgs[0]->uid, (unsigned long long)msgbody_size(msgs[0]->body), res.code, res.text);
+		if (journal_skipped(env->journal, INBOX, ents[0]->ruv, msgs[0]->uid,
+				    msgbody_size(msgs[0]->body)) != 0)
+			return journal_failed(env, EXIT_IOERR);
+		counts->skipped++;
+		rc = 0;
+	} else if (strcmp(res.code, "OVERQUOTA") == 0) {
+		rc = fail(env, EXIT_CANTCREAT, "local: mailbox of %s is over quota; "
+			  "%zu message(s) not delivered and left unseen on the remote: %s",
+			  env->task->local_user, n, res.text);
+	} else {
+		rc = cmd_failed(env, env->local_imap, rc, &res, "APPEND to INBOX");
+	}
+out:
+	free(am);
+	free(luids);
+	return rc;
+}
+
+/* Fetch, journal and deliver one batch of candidate UIDs. */
+static int deliver_batch(struct sync_env *env, uint32_t ruv, const uint32_t *uids,
+			 size_t n, struct stale_set *stale, struct sync_counts *counts)
+{
+	struct batch b = { xcalloc(n, sizeof(struct batch_msg)), n };
+	struct batch_msg **todo = xcalloc(n, sizeof(*todo));
+	struct jentry **ents = xcalloc(n, sizeof(*ents));
+	struct jentry **reseen = xcalloc(n, sizeof(*reseen));
+	struct imap_mailbox lbox;
+	struct imap_result res;
+	size_t ntodo = 0, nreseen = 0;
+	int rc;
+
+	for (size_t i = 0; i < n; i++)
+		b.msgs[i].uid = uids[i];
+	char *set = uid_list_to_set(uids, n);
+	rc = imap_uid_fetch(env->remote, set, "FLAGS INTERNALDATE BODY.PEEK[]",
+			    batch_fetch_cb, &b, &res);
+	free(set);
+	if (rc != 0) {
+		rc = cmd_failed(env, env->remote, rc, &res, "UID FETCH");
+		goto out;
+	}
+	if (!env->dry_run) {
+		rc = imap_status(env->local_imap, INBOX, &lbox, &res);
+		if (rc != 0) {
+			rc = cmd_failed(env, env->local_imap, rc, &res, "STATUS INBOX");
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct batch_msg *m = &b.msgs[i];
+		if (!m->fetched)
+			continue;  /* expunged meanwhile: gone, not an error */
+		uint64_t size = msgbody_size(m->body), hash = msgbody_hash(m->body);
+		if (msgbody_has_nul(m->body) &&
+		    !imap_client_has_cap(env->local_imap, CAP_BINARY)) {
+			log_msg(LOGL_WARNING, "remote UID %u contains NUL bytes the local server cannot take; skipped",
+				m->uid);
+			counts->skipped++;
+			if (!env->dry_run && (rc = journal_skipped(env->journal, INBOX, ruv, m->uid, size)) != 0) {
+				rc = journal_failed(env, rc);
+				goto out;
+			}
+			continue;
+		}
+		struct jentry *old = stale_match(stale, size, hash);
+		struct jentry tmpl = { .mbox = inbox_name, .ruv = ruv, .ruid = m->uid, .size = size,
+				       .hash = hash, .luv = env->dry_run ? 0 : lbox.uidvalidity,
+				       .luidnext = env->dry_run ? 0 : lbox.uidnext };
+		if (env->dry_run) {
+			log_info("would deliver remote UID %u (%llu bytes, %s)%s", m->uid,
+				 (unsigned long long)size, m->date,
+				 old ? " - no: delivered before a UIDVALIDITY change" : "");
+			if (old == NULL) {
+				counts->copied++;
+				counts->bytes += size;
+			}
+			continue;
+		}
+		if ((rc = journal_intent(env->journal, &tmpl)) != 0) {
+			rc = journal_failed(env, rc);
+			goto out;
+		}
+		struct jentry *e = journal_get(env->journal, INBOX, ruv, m->uid);
+		if (old != NULL) {
+			/* Same content delivered under the old UIDVALIDITY. */
+			if ((rc = journal_delivered(env->journal, e, old->luv, old->luid)) != 0) {
+				rc = journal_failed(env, rc);
+				goto out;
+			}
+			reseen[nreseen++] = e;
+			counts->reconciled++;
+			continue;
+		}
+		todo[ntodo] = m;
+		ents[ntodo++] = e;
+	}
+	if (env->dry_run || ntodo == 0)
+		goto out;
+	/* The intents must be on disk before the APPEND: a crash after the
+	   server saved the messages would otherwise duplicate them. */
+	if ((rc = journal_sync(env->journal)) != 0) {
+		rc = journal_failed(env, rc);
+		goto out;
+	}
+	bool per_message = false;
+	rc = append_batch(env, todo, ents, ntodo, counts, &per_message);
+	if (rc == 0 && per_message) {
+		for (size_t i = 0; i < ntodo && rc == 0; i++) {
+			struct jentry tmpl = { .mbox = inbox_name, .ruv = ruv, .ruid = todo[i]->uid,
+					       .size = msgbody_size(todo[i]->body),
+					       .hash = msgbody_hash(todo[i]->body),
+					       .luv = lbox.uidvalidity, .luidnext = lbox.uidnext };
+			if ((rc = journal_intent(env->journal, &tmpl)) != 0 ||
+			    (rc = journal_sync(env->journal)) != 0) {
+				rc = journal_failed(env, rc);
+				break;
+			}
+			ents[i] = journal_get(env->journal, INBOX, ruv, todo[i]->uid);
+			rc = append_batch(env, &todo[i], &ents[i], 1, counts, &per_message);
+		}
+	}
+out:
+	(void)reseen;
+	(void)nreseen;
+	batch_free(&b);
+	free(todo);
+	free(ents);
+	free(reseen);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* deletion on the remote                                              */
+
+static int expunge_entries(struct sync_env *env, struct jentry **v, size_t n,
+			   struct sync_counts *counts)
+{
+	struct imap_result res;
+	int rc;
+
+	if (n == 0)
+		return 0;
+	if (env->dry_run) {
+		for (size_t i = 0; i < n; i++)
+			log_info("would delete remote UID %u", v[i]->ruid);
+		counts->deleted += n;
+		return 0;
+	}
+	bool uidplus = imap_client_has_cap(env->remote, CAP_UIDPLUS);
+	if (!uidplus) {
+		/* A plain EXPUNGE removes every \Deleted message: only safe
+		   when none but ours carries the flag. */
+		struct uid_list flagged;
+		rc = imap_uid_search(env->remote, "DELETED", &flagged, &res);
+		size_t foreign = flagged.count;
+		uid_list_free(&flagged);
+		if (rc != 0)
+			return cmd_failed(env, env->remote, rc, &res, "UID SEARCH DELETED");
+		if (foreign > 0) {
+			log_msg(LOGL_WARNING, "remote has no UIDPLUS and %zu other message(s) flagged \\Deleted: "
+				"not deleting, a plain EXPUNGE would remove them too", foreign);
+			return 0;
+		}
+	}
+	if ((rc = store_flag(env, v, n, "\\Deleted")) != 0)
+		return rc;
+	for (size_t i = 0; i < n; i += STORE_CHUNK) {
+		size_t k = n - i < STORE_CHUNK ? n - i : STORE_CHUNK;
+		uint32_t *uids = xcalloc(k, sizeof(*uids));
+		for (size_t m = 0; m < k; m++)
+			uids[m] = v[i + m]->ruid;
+		char *set = uid_list_to_set(uids, k);
+		if (uidplus)
+			rc = imap_simple(env->remote, &res, "UID EXPUNGE %s", set);
+		else
+			rc = imap_simple(env->remote, &res, "EXPUNGE");
+		free(set);
+		free(uids);
+		if (rc != 0)
+			return cmd_failed(env, env->remote, rc, &res, "EXPUNGE");
+		for (size_t m = 0; m < k; m++) {
+			if ((rc = journal_deleted(env->journal, v[i + m])) != 0)
+				return journal_failed(env, rc);
+			counts->deleted++;
+		}
+	}
+	return 0;
+}
+
+static void imap_date(time_t t, char *buf, size_t len)
+{
+	static const char *const mon[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+					   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	snprintf(buf, len, "%d-%s-%d", tm.tm_mday, mon[tm.tm_mon], tm.tm_year + 1900);
+}
+
+static int delete_after_sync(struct sync_env *env, uint32_t ruv, struct sync_counts *counts)
+{
+	struct entry_list l;
+	int rc;
+
+	entries_in_state(env, J_SEEN, ruv, false, &l);
+	rc = expunge_entries(env, l.v, l.n, counts);
+	free(l.v);
+	return rc;
+}
+
+/* Older than N days (INTERNALDATE, server-side day granularity) AND
+   delivered by this task.  Old mail this task never delivered stays. */
+static int delete_older_than(struct sync_env *env, uint32_t ruv, struct sync_counts *counts)
+{
+	struct uid_list old;
+	struct imap_result res;
+	struct jentry **v;
+	char crit[64], date[32];
+	size_t n = 0;
+	int rc;
+
+	imap_date(env->now - (time_t)env->task->delete_older_than_days * 86400, date, sizeof(date));
+	snprintf(crit, sizeof(crit), "BEFORE %s UNDELETED", date);
+	rc = imap_uid_search(env->remote, crit, &old, &res);
+	if (rc != 0)
+		return cmd_failed(env, env->remote, rc, &res, "UID SEARCH BEFORE");
+	v = xcalloc(old.count + 1, sizeof(*v));
+	for (size_t i = 0; i < old.count; i++) {
+		struct jentry *e = journal_get(env->journal, INBOX, ruv, old.uids[i]);
+		if (e != NULL && (e->state == J_SEEN || e->state == J_DELIVERED))
+			v[n++] = e;
+		else
+			counts->kept_old++;
+	}
+	if (counts->kept_old > 0)
+		log_info("kept %llu old message(s) that were never imported",
+			 (unsigned long long)counts->kept_old);
+	rc = expunge_entries(env, v, n, counts);
+	free(v);
+	uid_list_free(&old);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* the run                                                             */
+
+static void count_seen_elsewhere(struct sync_env *env, uint32_t ruv, struct sync_counts *counts)
+{
+	struct uid_list seen;
+	struct imap_result res;
+
+	if (imap_uid_search(env->remote, "SEEN UNDELETED", &seen, &res) != 0) {
+		uid_list_free(&seen);
+		return;
+	}
+	for (size_t i = 0; i < seen.count; i++)
+		if (journal_get(env->journal, INBOX, ruv, seen.uids[i]) == NULL)
+			counts->seen_elsewhere++;
+	uid_list_free(&seen);
+}
+
+int sync_inbox(struct sync_env *env, struct sync_counts *counts)
+{
+	struct imap_mailbox rbox;
+	struct imap_result res;
+	struct uid_list cand = { 0 };
+	struct stale_set stale = { 0 };
+	int rc;
+
+	log_set_folder(INBOX);
+	rc = imap_select(env->remote, INBOX, env->dry_run, &rbox, &res);
+	if (rc != 0)
+		return cmd_failed(env, env->remote, rc, &res, "SELECT INBOX");
+	uint32_t ruv = rbox.uidvalidity;
+
+	if ((rc = reconcile_intents(env, counts)) != 0)
+		return rc;
+	if ((rc = mark_delivered_seen(env, ruv)) != 0)
+		return rc;
+
+	void *sctx[2] = { &stale, &ruv };
+	journal_foreach(env->journal, collect_stale, sctx);
+	if (stale.n > 0)
+		log_msg(LOGL_WARNING, "remote INBOX UIDVALIDITY is now %u; %zu message(s) recorded "
+			"under an earlier one are matched by content, not redelivered", ruv, stale.n);
+
+	rc = imap_uid_search(env->remote, "UNSEEN UNDELETED", &cand, &res);
+	if (rc != 0) {
+		rc = cmd_failed(env, env->remote, rc, &res, "UID SEARCH UNSEEN");
+		goto out;
+	}
+	/* Never take again what this task took once, even if someone
+	   marked it unread on the remote since. */
+	size_t w = 0;
+	for (size_t i = 0; i < cand.count; i++)
+		if (journal_get(env->journal, INBOX, ruv, cand.uids[i]) == NULL)
+			cand.uids[w++] = cand.uids[i];
+	cand.count = w;
+	count_seen_elsewhere(env, ruv, counts);
+	log_info("%zu new message(s) in the remote INBOX", cand.count);
+
+	for (size_t i = 0; i < cand.count && rc == 0;) {
+		if (env->stop != NULL && *env->stop) {
+			rc = fail(env, EXIT_TEMPFAIL, "stopped by a signal; the next run resumes");
+			break;
+		}
+		size_t k = cand.count - i < BATCH_MSGS ? cand.count - i : BATCH_MSGS;
+		rc = deliver_batch(env, ruv, cand.uids + i, k, &stale, counts);
+		if (rc == 0)
+			rc = mark_delivered_seen(env, ruv);
+		i += k;
+		log_debug("%zu/%zu candidates processed", i, cand.count);
+	}
+	if (rc == 0 && env->task->delete_mode == DELETE_AFTER_SYNC)
+		rc = delete_after_sync(env, ruv, counts);
+	else if (rc == 0 && env->task->delete_mode == DELETE_OLDER_THAN)
+		rc = delete_older_than(env, ruv, counts);
+out:
+	free(stale.v);
+	uid_list_free(&cand);
+	log_set_folder(NULL);
+	return rc;
+}
