@@ -8,7 +8,11 @@
 #define TASK_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+#define TASK_NAME_MAX 128           /* longest task name */
+#define TASK_MIN_INTERVAL_SEC 60    /* shortest interval accepted */
 
 enum security { SECURITY_STARTTLS, SECURITY_TLS, SECURITY_NONE };
 enum folder_mode { FOLDERS_INBOX, FOLDERS_ALL, FOLDERS_ALL_EXCEPT };
@@ -38,6 +42,7 @@ struct task {
 	char *local_user;
 	enum folder_mode folders;
 	char **exclude;         /* NULL-terminated PCRE2 patterns (all-except) */
+	struct task_exclude *exclude_re; /* opaque: compiled exclude (task.c) */
 	enum delete_mode delete_mode;
 	unsigned delete_older_than_days;
 	enum delivery_mode delivery;
@@ -64,10 +69,30 @@ struct task *task_load(const char *config_dir, const char *name,
 		       task_error_fn *err, void *ctx);
 void task_free(struct task **task);
 
-/* Names of every tasks/*.ini (sorted, NULL-terminated; free with
+/* task_load() with flags.  TASK_LOAD_NO_PASSWORD_CHECK skips the check of
+   the password file (existence, mode) -- for callers such as the
+   generator that never use the password and run without
+   $CREDENTIALS_DIRECTORY.  task_load() is task_load_with(..., 0, ...). */
+#define TASK_LOAD_NO_PASSWORD_CHECK 0x1u
+struct task *task_load_with(const char *config_dir, const char *name,
+			    unsigned flags, task_error_fn *err, void *ctx);
+
+/* Names of every tasks/NAME.ini (sorted, NULL-terminated; free with
    task_names_free).  NULL with errno set on failure to read the dir. */
 char **task_list_names(const char *config_dir);
 void task_names_free(char ***names);
+
+/* Is the remote folder utf8_name (UTF-8, '/' as hierarchy separator)
+   excluded by the task's exclude pattern?  Only folders = all-except
+   excludes anything.  Matching runs under PCRE2 match/depth/heap limits:
+   when a limit is hit (or matching fails otherwise) it returns false and
+   sets *err_r to the negative PCRE2 error code -- count it as an error of
+   that folder; otherwise *err_r is 0.  Invalid UTF-8 in utf8_name is no
+   error (it simply does not match where it is invalid). */
+bool task_folder_excluded(const struct task *t, const char *utf8_name,
+			  int *err_r);
+/* Describe an *err_r of task_folder_excluded() for a log line. */
+void task_match_strerror(int err, char *buf, size_t size);
 
 /* Parse a systemd time span ("15min", "1h 30min", "90s", "2d"). */
 bool task_parse_timespan(const char *text, uint64_t *sec_r);
