@@ -342,6 +342,8 @@ static bool send_body(struct imap_client *c, const struct msgbody *body)
 			return false;
 		}
 		off += (uint64_t)n;
+		if (c->opts.progress != NULL)
+			c->opts.progress(c->opts.progress_ctx);
 	}
 	return true;
 }

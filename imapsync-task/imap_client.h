@@ -69,6 +69,10 @@ struct imap_client_opts {
 	int timeout_ms;           /* silence allowed per phase and command */
 	const char *spool_dir;    /* where large bodies are spooled */
 	bool trace;               /* log the protocol (secrets redacted) */
+	/* Called as message data goes out: a sign of life for the next run
+	   (see sync_inbox.c, reconcile_intents). */
+	void (*progress)(void *ctx);
+	void *progress_ctx;
 };
 
 struct imap_mailbox {

@@ -20,6 +20,7 @@ struct journal {
 	int fd;                 /* journal, O_APPEND */
 	struct jentry **slots;  /* open addressing, power of two */
 	size_t nslots, count;
+	bool append_in_flight;  /* last batch marker not yet settled */
 	char error[512];
 };
 
@@ -199,6 +200,15 @@ static bool apply_line(struct journal *j, char *line)
 		   &ruid, &size, &hash, &luv, &luid, &luidnext, &n) != 9 ||
 	    line[n] != '\0' || !get_name(name, &mbox))
 		return false;
+	/* 'B' marks an APPEND about to be sent; the D (confirmed) or A
+	   (refused) lines that follow settle it.  It names no message. */
+	if (letter == 'B') {
+		free(mbox);
+		j->append_in_flight = true;
+		return true;
+	}
+	if (letter == 'D' || letter == 'A' || letter == 'K')
+		j->append_in_flight = false;
 	struct jentry *e = upsert(j, mbox, ruv, ruid);
 	free(mbox);
 	switch (letter) {
@@ -419,6 +429,21 @@ static int append_line(struct journal *j, char letter, const struct jentry *e)
 	return rc;
 }
 
+int journal_append_started(struct journal *j, const char *mbox)
+{
+	struct jentry marker = { .mbox = (char *)mbox };
+	int rc = append_line(j, 'B', &marker);
+
+	if (rc == 0)
+		j->append_in_flight = true;
+	return rc;
+}
+
+bool journal_append_in_flight(const struct journal *j)
+{
+	return j->append_in_flight;
+}
+
 int journal_sync(struct journal *j)
 {
 	journal_killpoint();
@@ -460,6 +485,7 @@ static int transition(struct journal *j, struct jentry *e, char letter, enum jst
 
 int journal_delivered(struct journal *j, struct jentry *e, uint32_t luv, uint32_t luid)
 {
+	j->append_in_flight = false;
 	e->luv = luv;
 	e->luid = luid;
 	return transition(j, e, 'D', J_DELIVERED);
@@ -469,6 +495,7 @@ int journal_abandon(struct journal *j, struct jentry *e)
 {
 	int rc = append_line(j, 'A', e);
 
+	j->append_in_flight = false;
 	if (rc == 0)
 		remove_entry(j, e);
 	return rc;

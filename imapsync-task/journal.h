@@ -58,6 +58,12 @@ int journal_deleted(struct journal *j, struct jentry *e);
 int journal_skipped(struct journal *j, const char *mbox, uint32_t ruv,
 		    uint32_t ruid, uint64_t size);
 int journal_sync(struct journal *j);
+/* Mark that an APPEND of the intents just synced is about to be sent
+   (not fsync'd: only a crash of this process, not of the machine, can
+   leave the server still saving it).  journal_append_in_flight() tells,
+   after a restart, whether the last run died with an APPEND unsettled. */
+int journal_append_started(struct journal *j, const char *mbox);
+bool journal_append_in_flight(const struct journal *j);
 
 /* Fold the journal into a new snapshot: write state.new, fsync, rename,
    fsync the directory, then empty the journal.  Order is important! */

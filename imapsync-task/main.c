@@ -150,10 +150,20 @@ static int load_both(const struct options *o, const char *name,
 /* ------------------------------------------------------------------ */
 /* connections                                                         */
 
+static int run_lock_fd = -1;
+
+static void touch_lock(void *ctx)
+{
+	(void)ctx;
+	if (run_lock_fd >= 0)
+		runlog_touch(run_lock_fd);
+}
+
 static void client_opts(const struct options *o, const struct endpoint *ep,
 			const char *label, const char *spool, struct imap_client_opts *co)
 {
 	memset(co, 0, sizeof(*co));
+	co->progress = touch_lock;
 	co->label = label;
 	co->host = ep->host;
 	co->port = ep->port;
@@ -293,6 +303,7 @@ static int run_sync(const struct options *o, struct task *t, struct local_config
 			.task = t, .local = l, .remote = s.remote, .local_imap = s.local,
 			.journal = j, .spool_dir = dir, .dry_run = o->dry_run,
 			.stop = &stop_requested, .now = time(NULL),
+			.last_alive = run_lock_fd >= 0 ? runlog_lock_mtime(run_lock_fd) : 0,
 		};
 		if (t->folders != FOLDERS_INBOX) {
 			log_warnx("folders = %s is not supported by this version yet",
@@ -351,6 +362,7 @@ static int cmd_run(const struct options *o, int argc, char **argv)
 		log_warnx("%s", err);
 		goto out;
 	}
+	run_lock_fd = lockfd;
 	log_info("run started%s: remote %s@%s:%u (%s) -> local %s", o->dry_run ? " (dry run)" : "",
 		 t->remote_user, t->remote.host, t->remote.port, security_name(t->remote.security),
 		 t->local_user);
@@ -369,6 +381,7 @@ static int cmd_run(const struct options *o, int argc, char **argv)
 out:
 	if (lockfd >= 0)
 		close(lockfd);
+	run_lock_fd = -1;
 	free(dir);
 	task_free(&t);
 	local_config_free(&l);

@@ -17,6 +17,10 @@ struct run_record {
    (*fd_r holds it), EXIT_TEMPFAIL with *holder_r when another run holds
    it, EXIT_IOERR otherwise (err set). */
 int runlog_lock(const char *dir, int *fd_r, pid_t *holder_r, char *err, size_t errlen);
+/* The lock file's modification time before this run took it: the last
+   sign of life of the previous run (runlog_touch() updates it). */
+double runlog_lock_mtime(int fd);
+void runlog_touch(int fd);
 
 /* Append a record to dir/runs (keeps the last RUNLOG_KEEP) and add it
    to the lifetime totals in dir/totals. */

@@ -32,6 +32,8 @@ struct sync_env {
 	bool dry_run;
 	volatile sig_atomic_t *stop;   /* set by SIGTERM/SIGINT */
 	time_t now;                    /* the run's clock, for older-than */
+	double last_alive;             /* when the previous run last showed
+	                                  life (wall clock, seconds) */
 	/* Deliver one message through LMTP (delivery = lmtp); NULL otherwise. */
 	int (*lmtp_deliver)(void *ctx, const struct msgbody *body, char *err, size_t errlen);
 	void *lmtp_ctx;

@@ -175,95 +175,149 @@ static bool luid_claimed(const struct entry_list *claimed, uint32_t luv, uint32_
 	return false;
 }
 
-/* Settle INTENT entries left by a crash: delivered (found in the local
-   INBOX by size and content) or abandoned (so the message is a
-   candidate again).  Never re-send before this has run. */
-static int reconcile_intents(struct sync_env *env, struct sync_counts *counts)
+static void entry_list_add(struct entry_list *l, struct jentry *e)
 {
-	struct entry_list intents, delivered;
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 64;
+		l->v = xreallocarray(l->v, l->cap, sizeof(*l->v));
+	}
+	l->v[l->n++] = e;
+}
+
+static double wall_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Look for each unsettled intent in the local INBOX: a message at or
+   above the UIDNEXT noted in the intent, of the same size and the same
+   content hash, not already claimed by another entry.  Found ones become
+   DELIVERED; *left_r counts the rest. */
+static int probe_intents(struct sync_env *env, struct entry_list *intents,
+			 struct entry_list *claimed, struct sync_counts *counts,
+			 size_t *left_r)
+{
+	struct local_probe probe = { 0 };
 	struct imap_mailbox box;
 	struct imap_result res;
-	struct local_probe probe = { 0 };
-	int rc = 0;
-
-	entries_in_state(env, J_INTENT, 0, true, &intents);
-	if (intents.n == 0)
-		return 0;
-	log_info("reconciling %zu message(s) whose delivery a previous run did not confirm",
-		 intents.n);
-	if (env->dry_run) {
-		free(intents.v);
-		return 0;
-	}
-	rc = imap_select(env->local_imap, INBOX, true, &box, &res);
-	if (rc != 0) {
-		free(intents.v);
-		return cmd_failed(env, env->local_imap, rc, &res, "EXAMINE INBOX");
-	}
 	uint32_t from = UINT32_MAX;
-	for (size_t i = 0; i < intents.n; i++) {
+	int rc;
+
+	*left_r = 0;
+	rc = imap_select(env->local_imap, INBOX, true, &box, &res);
+	if (rc != 0)
+		return cmd_failed(env, env->local_imap, rc, &res, "EXAMINE INBOX");
+	for (size_t i = 0; i < intents->n; i++) {
+		struct jentry *e = intents->v[i];
 		/* If the local INBOX was recreated, its UIDs start over. */
-		uint32_t start = intents.v[i]->luv == box.uidvalidity ? intents.v[i]->luidnext : 1;
-		if (start == 0)
-			start = 1;
-		if (start < from)
+		uint32_t start = e->luv == box.uidvalidity && e->luidnext > 0 ? e->luidnext : 1;
+		if (e->state == J_INTENT && start < from)
 			from = start;
 	}
-	char set[32];
-	snprintf(set, sizeof(set), "%u:*", from);
-	if (box.exists > 0) {
+	if (box.exists > 0 && from != UINT32_MAX) {
+		char set[32];
+		snprintf(set, sizeof(set), "%u:*", from);
 		rc = imap_uid_fetch(env->local_imap, set, "RFC822.SIZE", probe_size_cb, &probe, &res);
 		if (rc != 0) {
 			rc = cmd_failed(env, env->local_imap, rc, &res, "UID FETCH");
 			goto out;
 		}
 	}
-	entries_in_state(env, J_DELIVERED, 0, true, &delivered);
-	for (size_t i = 0; i < intents.n && rc == 0; i++) {
-		struct jentry *e = intents.v[i];
-		uint32_t match = 0;
+	for (size_t i = 0; i < intents->n && rc == 0; i++) {
+		struct jentry *e = intents->v[i];
+		uint32_t start = e->luv == box.uidvalidity ? e->luidnext : 1, match = 0;
 
-		for (size_t k = 0; k < probe.uids.count && match == 0; k++) {
+		if (e->state != J_INTENT)
+			continue;
+		for (size_t k = 0; k < probe.uids.count && match == 0 && rc == 0; k++) {
 			uint32_t luid = probe.uids.uids[k];
-			if (probe.sizes[k] != e->size || luid < (e->luv == box.uidvalidity ? e->luidnext : 1) ||
-			    luid_claimed(&delivered, box.uidvalidity, luid))
-				continue;
 			char one[16];
+
+			if (probe.sizes[k] != e->size || luid < start ||
+			    luid_claimed(claimed, box.uidvalidity, luid))
+				continue;
 			snprintf(one, sizeof(one), "%u", luid);
 			probe.want_hash = e->hash;
 			probe.found = false;
 			rc = imap_uid_fetch(env->local_imap, one, "BODY.PEEK[]", probe_hash_cb, &probe, &res);
-			if (rc != 0) {
+			if (rc != 0)
 				rc = cmd_failed(env, env->local_imap, rc, &res, "UID FETCH");
-				break;
-			}
-			if (probe.found)
+			else if (probe.found)
 				match = luid;
 		}
 		if (rc != 0)
 			break;
-		if (match != 0) {
-			rc = journal_delivered(env->journal, e, box.uidvalidity, match);
-			counts->reconciled++;
-			log_info("remote UID %u was delivered before the interruption (local UID %u)",
-				 e->ruid, match);
-			if (delivered.n == delivered.cap) {
-				delivered.cap = delivered.cap ? delivered.cap * 2 : 64;
-				delivered.v = xreallocarray(delivered.v, delivered.cap, sizeof(*delivered.v));
-			}
-			delivered.v[delivered.n++] = e;
-		} else {
-			rc = journal_abandon(env->journal, e);
+		if (match == 0) {
+			(*left_r)++;
+			continue;
 		}
-		if (rc != 0)
+		if ((rc = journal_delivered(env->journal, e, box.uidvalidity, match)) != 0) {
 			rc = journal_failed(env, rc);
+			break;
+		}
+		counts->reconciled++;
+		entry_list_add(claimed, e);
+		log_info("remote UID %u was delivered before the interruption (local UID %u)",
+			 e->ruid, match);
 	}
-	free(delivered.v);
-	if (rc == 0 && (rc = journal_sync(env->journal)) != 0)
-		rc = journal_failed(env, rc);
 out:
 	uid_list_free(&probe.uids);
 	free(probe.sizes);
+	return rc;
+}
+
+/* Settle INTENT entries left by a crash: delivered (found in the local
+   INBOX by size and content) or abandoned (so the message is a
+   candidate again).  Never re-send before this has run.
+
+   One race needs care: when the previous run died with an APPEND on the
+   wire, the server may still be saving it - it has the data, and our
+   disappearance does not cancel the command.  Abandoning then would
+   deliver twice.  So when the journal says an APPEND was unsettled, the
+   probe is repeated until every intent is found or RECONCILE_GRACE
+   seconds have passed since the previous run's last sign of life (its
+   last write of message data). */
+#define RECONCILE_GRACE 5.0
+
+static int reconcile_intents(struct sync_env *env, struct sync_counts *counts)
+{
+	struct entry_list intents, claimed;
+	size_t left = 0;
+	int rc = 0;
+
+	entries_in_state(env, J_INTENT, 0, true, &intents);
+	if (intents.n == 0) {
+		free(intents.v);
+		return 0;
+	}
+	log_info("reconciling %zu message(s) whose delivery a previous run did not confirm",
+		 intents.n);
+	if (env->dry_run) {
+		free(intents.v);
+		return 0;
+	}
+	double deadline = journal_append_in_flight(env->journal)
+		? env->last_alive + RECONCILE_GRACE : 0;
+	entries_in_state(env, J_DELIVERED, 0, true, &claimed);
+	for (;;) {
+		rc = probe_intents(env, &intents, &claimed, counts, &left);
+		if (rc != 0 || left == 0 || wall_now() >= deadline)
+			break;
+		struct timespec nap = { 0, 250 * 1000 * 1000 };
+		nanosleep(&nap, NULL);
+	}
+	for (size_t i = 0; i < intents.n && rc == 0; i++) {
+		if (intents.v[i]->state != J_INTENT)
+			continue;
+		if ((rc = journal_abandon(env->journal, intents.v[i])) != 0)
+			rc = journal_failed(env, rc);
+	}
+	if (rc == 0 && (rc = journal_sync(env->journal)) != 0)
+		rc = journal_failed(env, rc);
+	free(claimed.v);
 	free(intents.v);
 	return rc;
 }
@@ -368,6 +422,10 @@ static int append_batch(struct sync_env *env, struct batch_msg **msgs, struct je
 		am[i].flags = msgs[i]->flags;
 		am[i].internaldate = msgs[i]->date[0] ? msgs[i]->date : NULL;
 		am[i].body = msgs[i]->body;
+	}
+	if ((rc = journal_append_started(env->journal, INBOX)) != 0) {
+		rc = journal_failed(env, rc);
+		goto out;
 	}
 	rc = imap_append(env->local_imap, INBOX, am, n, &luv, luids, &res);
 	journal_killpoint();

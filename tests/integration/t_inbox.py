@@ -1,0 +1,319 @@
+#!/usr/bin/python3
+"""INBOX-only retrieval against a real Dovecot pair: exactly once, \\Seen as
+the marker, crash safety, deletion, quota, authentication failures."""
+
+import collections
+import datetime as dt
+import fcntl
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from dovecot import DovecotPair, imap, make_message, read_mailbox, seed  # noqa: E402
+from worker import Tap, TaskEnv, output  # noqa: E402
+
+tap = Tap()
+random.seed(20261122)
+
+
+def msgid(raw):
+    m = re.search(rb"^Message-ID:\s*(<[^>]+>)", raw, re.M | re.I)
+    return m.group(1).decode() if m else None
+
+
+def local_ids(pair, user):
+    return collections.Counter(msgid(m["bytes"]) for m in
+                               read_mailbox(pair.local, user, "INBOX", master=True))
+
+
+def remote_flags(pair, user):
+    return {msgid(m["bytes"]): m["flags"] for m in read_mailbox(pair.remote, user, "INBOX")}
+
+
+def summary(r):
+    m = re.search(r"summary: .*copied=(\d+) skipped=(\d+) deleted=(\d+)", output(r))
+    return tuple(int(x) for x in m.groups()) if m else None
+
+
+def test_basic(pair):
+    pair.remote.add_user("bob", "remote-Pw\"x\\y")
+    pair.local.add_user("bob", "bob-local-pw")
+    d0 = dt.datetime(2025, 3, 4, 5, 6, 7, tzinfo=dt.timezone.utc)
+    msgs = []
+    for i in range(12):
+        msgs.append({"bytes": make_message(100 + i, size=2000 + i * 37),
+                     "flags": ["\\Seen"] if i % 4 == 0 else (["$Label1"] if i == 1 else []),
+                     "internaldate": d0 + dt.timedelta(days=i)})
+    seed(pair.remote, "bob", "INBOX", msgs)
+    te = TaskEnv(pair, "bob")
+
+    dry = te.run("--dry-run")
+    tap.ok(dry.returncode == 0, "dry run exits 0", output(dry))
+    tap.ok(output(dry).count("would deliver") == 9, "dry run lists the 9 unseen messages",
+           output(dry))
+    tap.ok(sum(local_ids(pair, "bob").values()) == 0, "dry run delivered nothing")
+    tap.ok(sum("\\Seen" in f for f in remote_flags(pair, "bob").values()) == 3,
+           "dry run marked nothing \\Seen on the remote")
+
+    r = te.run()
+    tap.ok(r.returncode == 0, "first run exits 0", output(r))
+    tap.ok(summary(r) == (9, 0, 0), "summary says 9 copied", output(r))
+    tap.ok("seen-elsewhere=3" in output(r), "summary counts the 3 messages already \\Seen",
+           output(r))
+    local = read_mailbox(pair.local, "bob", "INBOX", master=True)
+    remote = read_mailbox(pair.remote, "bob", "INBOX")
+    want = {msgid(m["bytes"]): m for m in msgs if "\\Seen" not in m["flags"]}
+    got = {msgid(m["bytes"]): m for m in local}
+    tap.ok(set(got) == set(want), "exactly the unseen messages arrived locally")
+    tap.ok(all(got[k]["bytes"] == want[k]["bytes"] for k in got), "bytes are identical")
+    rdates = {msgid(m["bytes"]): m["internaldate"] for m in remote}
+    tap.ok(all(got[k]["internaldate"] == rdates[k] for k in got), "INTERNALDATE kept",
+           [(got[k]["internaldate"], rdates[k]) for k in got])
+    lab = [m for m in local if msgid(m["bytes"]) == msgid(msgs[1]["bytes"])]
+    tap.ok(lab and "$Label1" in lab[0]["flags"] and "\\Seen" not in lab[0]["flags"],
+           "keyword copied; the local copy stays unread", lab and lab[0]["flags"])
+    tap.ok(all("\\Seen" in m["flags"] for m in remote), "every remote message is \\Seen now")
+
+    r2 = te.run()
+    tap.ok(r2.returncode == 0 and summary(r2) == (0, 0, 0), "rerun copies nothing", output(r2))
+
+    # The user deletes a delivered message locally: it must not come back.
+    conn = imap(pair.local, "bob", master=True)
+    conn.select("INBOX")
+    conn.uid("STORE", str(local[0]["uid"]), "+FLAGS", "(\\Deleted)")
+    conn.expunge()
+    conn.logout()
+    # Someone marks a taken message unread on the remote: still not retaken.
+    conn = imap(pair.remote, "bob")
+    conn.select("INBOX")
+    conn.uid("STORE", str(remote[1]["uid"]), "-FLAGS", "(\\Seen)")
+    conn.logout()
+    r3 = te.run()
+    tap.ok(r3.returncode == 0 and summary(r3) == (0, 0, 0),
+           "a message deleted locally or unmarked remotely is not re-imported", output(r3))
+    tap.ok(sum(local_ids(pair, "bob").values()) == 8, "local INBOX holds 8 messages")
+
+    # New mail arrives: only it is taken.
+    seed(pair.remote, "bob", "INBOX", [make_message(900)])
+    r4 = te.run()
+    tap.ok(r4.returncode == 0 and summary(r4) == (1, 0, 0), "new mail is taken on the next run",
+           output(r4))
+    st = te.cmd("status", "bob")
+    tap.ok(st.returncode == 0 and "lifetime: 4 runs" in st.stdout and "copied 10" in st.stdout,
+           "status shows the runs and lifetime counters", output(st))
+    ls = te.cmd("list")
+    tap.ok(ls.returncode == 0 and re.search(r"^bob\s+inbox\s+15min\s+\S+ \S+\s+ok\s+1\s", ls.stdout, re.M),
+           "list shows mode, schedule, last result and counts", output(ls))
+    for r in (dry, r, r2, r3, r4, st, ls):
+        if "remote-Pw" in output(r) or pair.master_password in output(r):
+            tap.ok(False, "no password in any output")
+            break
+    else:
+        tap.ok(True, "no password in any output (a password with quote and backslash logs in)")
+
+
+def kill_sweep(te, max_step):
+    """Kill the worker at journal step 1, then 2, ... max_step, each run
+    resuming what the one before left; then let a run finish.  Every
+    position in the journal's cycle (intent, sync, after APPEND, delivered,
+    seen, commit) is hit at least once."""
+    kills = 0
+    for n in range(1, max_step + 1):
+        r = te.run(env={"IMAPSYNC_TEST_KILL_AT": str(n)})
+        if r.returncode == 100:
+            kills += 1
+        elif r.returncode != 0:
+            tap.diag(output(r))
+            return kills, False
+    r = te.run()
+    if r.returncode != 0:
+        tap.diag(output(r))
+    return kills, r.returncode == 0
+
+
+def test_crash(pair):
+    pair.remote.add_user("carol", "carol-pw")
+    pair.local.add_user("carol", "carol-local")
+    msgs = [make_message(2000 + i, size=600 + (i * 131) % 5000) for i in range(300)]
+    # Two byte-identical messages: identity is the UID, so both are copied.
+    msgs.append(msgs[5])
+    seed(pair.remote, "carol", "INBOX", msgs)
+    te = TaskEnv(pair, "carol")
+    kills, finished = kill_sweep(te, 240)
+    tap.ok(finished, f"retrieval finished after {kills} kills at journal steps")
+    tap.diag(f"kill points tried at journal steps: {kills}")
+    ids = local_ids(pair, "carol")
+    want = collections.Counter(msgid(m) for m in msgs)
+    tap.ok(ids == want, "after journal-step kills every message is local exactly once",
+           f"missing={want - ids} extra={ids - want}")
+
+    # Real SIGKILLs at random moments of a retrieval in progress.
+    more = [make_message(5000 + i, size=3000 + 7 * i) for i in range(400)]
+    seed(pair.remote, "carol", "INBOX", more)
+    real_kills = 0
+    for attempt in range(60):
+        p = subprocess.Popen(te.argv("run", "carol"), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        time.sleep(random.uniform(0.01, 0.06))
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            real_kills += 1
+        p.wait()
+        if p.returncode == 0:
+            break
+    r = te.run()
+    tap.ok(r.returncode == 0, "a run after random SIGKILLs completes", output(r))
+    tap.diag(f"random SIGKILLs delivered: {real_kills}")
+    tap.ok(real_kills >= 3, f"at least 3 runs were killed mid-flight ({real_kills})")
+    ids = local_ids(pair, "carol")
+    want.update(msgid(m) for m in more)
+    tap.ok(ids == want, "after random SIGKILLs every message is local exactly once",
+           f"missing={want - ids} extra={ids - want}")
+    flags = read_mailbox(pair.remote, "carol", "INBOX")
+    tap.ok(all("\\Seen" in m["flags"] for m in flags), "every remote message is \\Seen")
+    r = te.run()
+    tap.ok(r.returncode == 0 and summary(r) == (0, 0, 0), "idempotence run copies 0", output(r))
+
+
+def test_after_sync(pair):
+    pair.remote.add_user("dave", "dave-pw")
+    pair.local.add_user("dave", "dave-local")
+    seed(pair.remote, "dave", "INBOX",
+         [{"bytes": make_message(3000 + i), "flags": ["\\Seen"] if i < 2 else []}
+          for i in range(7)])
+    te = TaskEnv(pair, "dave", task_extra="delete = after-sync\n")
+    r = te.run()
+    tap.ok(r.returncode == 0 and summary(r) == (5, 0, 5), "after-sync: 5 copied, 5 deleted",
+           output(r))
+    remote = read_mailbox(pair.remote, "dave", "INBOX")
+    tap.ok(len(remote) == 2 and all("\\Seen" in m["flags"] for m in remote),
+           "after-sync kept the 2 messages it never delivered")
+    tap.ok(sum(local_ids(pair, "dave").values()) == 5, "the 5 are local")
+
+
+def test_older_than(pair):
+    pair.remote.add_user("erin", "erin-pw")
+    pair.local.add_user("erin", "erin-local")
+    now = dt.datetime.now(dt.timezone.utc)
+    msgs = []
+    for i in range(12):
+        age = 10 * i          # 0 .. 110 days, spread over months
+        msgs.append({"bytes": make_message(4000 + i), "internaldate": now - dt.timedelta(days=age, hours=1),
+                     "flags": ["\\Seen"] if i % 3 == 0 else []})
+    seed(pair.remote, "erin", "INBOX", msgs)
+    te = TaskEnv(pair, "erin", task_extra="delete = older-than\ndelete_older_than_days = 45\n")
+    r = te.run()
+    old_imported = [i for i in range(12) if 10 * i > 46 and i % 3 != 0]
+    old_never = [i for i in range(12) if 10 * i > 46 and i % 3 == 0]
+    tap.ok(r.returncode == 0, "older-than run exits 0", output(r))
+    remote_ids = set(msgid(m["bytes"]) for m in read_mailbox(pair.remote, "erin", "INBOX"))
+    gone = {msgid(msgs[i]["bytes"]) for i in range(12)} - remote_ids
+    tap.ok(gone == {msgid(msgs[i]["bytes"]) for i in old_imported},
+           f"older-than deleted exactly the {len(old_imported)} old imported messages",
+           f"gone={sorted(gone)}")
+    tap.ok(f"kept {len(old_never)} old message(s) that were never imported" in output(r),
+           "older-than says it kept the old never-imported ones", output(r))
+    tap.ok(sum(local_ids(pair, "erin").values()) == 8, "all 8 unseen messages are local")
+
+
+def test_quota(pair):
+    pair.remote.add_user("fred", "fred-pw")
+    pair.local.add_user("fred", "fred-local", quota_bytes=20000)
+    big = make_message(6000, size=60000)
+    seed(pair.remote, "fred", "INBOX", [make_message(6001, size=1000), big])
+    te = TaskEnv(pair, "fred")
+    r = te.run()
+    tap.ok(r.returncode == 73, "over quota: exit code 73", output(r))
+    tap.ok("over quota" in output(r) and "fred" in output(r), "the message names quota and user",
+           output(r))
+    flags = remote_flags(pair, "fred")
+    tap.ok("\\Seen" not in flags[msgid(big)], "the refused message is not \\Seen on the remote")
+    pair.local.set_quota("fred", 10_000_000)
+    time.sleep(1.1)   # passwd-file reload is mtime-based (1 s granularity)
+    r = te.run()
+    tap.ok(r.returncode == 0, "after raising the quota the run succeeds", output(r))
+    ids = local_ids(pair, "fred")
+    tap.ok(ids[msgid(big)] == 1 and sum(ids.values()) == 2, "each message is local exactly once",
+           ids)
+
+
+def test_auth(pair):
+    pair.remote.add_user("gina", "gina-right")
+    pair.local.add_user("gina", "gina-local")
+    te = TaskEnv(pair, "gina", remote_password="WrongRemotePass1")
+    r = te.run()
+    tap.ok(r.returncode == 77, "wrong remote password: exit 77", output(r))
+    tap.ok("remote" in output(r) and "AUTHENTICATIONFAILED" in output(r),
+           "message says remote authentication failed", output(r))
+    tap.ok("WrongRemotePass1" not in output(r), "the remote password is not printed")
+    te2 = TaskEnv(pair, "gina", name="gina2", master_password="WrongMasterPass2")
+    r2 = te2.run()
+    tap.ok(r2.returncode == 77, "wrong master password: exit 77", output(r2))
+    tap.ok("local" in output(r2) and "master" in output(r2),
+           "message says the local master login failed", output(r2))
+    tap.ok("WrongMasterPass2" not in output(r2) and pair.remote.password("gina") not in output(r2),
+           "no password printed")
+    tap.ok(output(r) != output(r2), "the two failures are told apart")
+
+
+def test_lock(pair):
+    pair.remote.add_user("hank", "hank-pw")
+    pair.local.add_user("hank", "hank-local")
+    te = TaskEnv(pair, "hank")
+    os.makedirs(os.path.join(te.state_dir, "hank"), exist_ok=True)
+    with open(os.path.join(te.state_dir, "hank", "lock"), "w") as f:
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        fcntl.flock(f, fcntl.LOCK_EX)
+        t0 = time.monotonic()
+        r = te.run()
+        took = time.monotonic() - t0
+    tap.ok(r.returncode == 75, "a second concurrent run exits 75", output(r))
+    tap.ok(f"pid {os.getpid()}" in output(r), "and names the pid holding the lock", output(r))
+    tap.ok(took < 5, f"promptly ({took:.2f} s)")
+    r = te.run()
+    tap.ok(r.returncode == 0, "once the lock is free the run works", output(r))
+
+
+def test_sigterm(pair):
+    pair.remote.add_user("ivy", "ivy-pw")
+    pair.local.add_user("ivy", "ivy-local")
+    msgs = [make_message(7000 + i, size=20000) for i in range(400)]
+    seed(pair.remote, "ivy", "INBOX", msgs)
+    te = TaskEnv(pair, "ivy")
+    p = subprocess.Popen(te.argv("run", "ivy"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True)
+    time.sleep(0.3)
+    p.send_signal(signal.SIGTERM)
+    out, _ = p.communicate(timeout=60)
+    tap.ok(p.returncode in (0, 75), f"SIGTERM ends the run with 75 (or 0 if done): {p.returncode}",
+           out)
+    if p.returncode == 75:
+        tap.ok("stopped by a signal" in out, "and says it was stopped", out)
+    else:
+        tap.ok(True, "run had finished before the signal (nothing to say)")
+    r = te.run()
+    tap.ok(r.returncode == 0, "the next run resumes", output(r))
+    ids = local_ids(pair, "ivy")
+    tap.ok(ids == collections.Counter(msgid(m) for m in msgs), "every message local exactly once")
+
+
+def main():
+    with DovecotPair(name="inbox") as pair:
+        for t in (test_basic, test_crash, test_after_sync, test_older_than, test_quota,
+                  test_auth, test_lock, test_sigterm):
+            try:
+                t(pair)
+            except Exception as e:  # a crash in one test must not hide the others
+                import traceback
+                tap.ok(False, f"{t.__name__} raised {e!r}", traceback.format_exc())
+    tap.done()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+/* test_journal.c - the state journal: replay, commit, torn tails, and
+ * refusal to guess on corrupt state.  Links only journal.c and util.c. */
+#include "config.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "exitcode.h"
+#include "journal.h"
+#include "tap.h"
+#include "util.h"
+
+static char dir[] = "/tmp/test-journal.XXXXXX";
+
+static void write_text(const char *name, const char *text)
+{
+	char *path = xasprintf("%s/%s", dir, name);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	if (fd < 0 || write_full(fd, text, strlen(text)) < 0)
+		abort();
+	close(fd);
+	free(path);
+}
+
+static void reset_dir(void)
+{
+	char *a = xasprintf("%s/journal", dir), *b = xasprintf("%s/state", dir);
+
+	unlink(a);
+	unlink(b);
+	free(a);
+	free(b);
+}
+
+static void test_roundtrip(void)
+{
+	struct journal *j;
+	char err[512];
+	char name[] = "Archive/2024 & more%";
+
+	reset_dir();
+	ok(journal_open(dir, &j, err, sizeof(err)) == 0, "open empty state");
+	struct jentry t = { .mbox = name, .ruv = 7, .ruid = 42, .size = 1234,
+			    .hash = 0xdeadbeefcafef00dULL, .luv = 9, .luidnext = 100 };
+	ok(journal_intent(j, &t) == 0 && journal_sync(j) == 0, "intent written and synced");
+	struct jentry *e = journal_get(j, name, 7, 42);
+	ok(e != NULL && e->state == J_INTENT && e->luidnext == 100, "intent visible in memory");
+	ok(journal_delivered(j, e, 9, 101) == 0, "delivered recorded");
+	t.ruid = 43;
+	ok(journal_intent(j, &t) == 0, "second intent");
+	ok(journal_abandon(j, journal_get(j, name, 7, 43)) == 0, "second intent abandoned");
+	ok(journal_get(j, name, 7, 43) == NULL, "abandoned entry removed");
+	ok(journal_skipped(j, "INBOX", 7, 5, 99) == 0, "skip recorded");
+	journal_close(&j);
+
+	ok(journal_open(dir, &j, err, sizeof(err)) == 0, "reopen replays the journal");
+	e = journal_get(j, name, 7, 42);
+	ok(e != NULL && e->state == J_DELIVERED && e->luid == 101 && e->size == 1234 &&
+	   e->hash == 0xdeadbeefcafef00dULL, "delivered entry replayed with every field");
+	ok(journal_get(j, name, 7, 43) == NULL, "abandon replayed");
+	ok(journal_count(j, J_SKIPPED) == 1, "skip replayed");
+	ok(journal_seen(j, e) == 0 && journal_commit(j) == 0, "seen + commit");
+	journal_close(&j);
+
+	ok(journal_open(dir, &j, err, sizeof(err)) == 0, "reopen from snapshot");
+	e = journal_get(j, name, 7, 42);
+	ok(e != NULL && e->state == J_SEEN, "snapshot keeps the seen state");
+	ok(journal_deleted(j, e) == 0 && journal_commit(j) == 0, "deleted + commit");
+	ok(journal_get(j, name, 7, 42) == NULL, "deleted entries are dropped at commit");
+	journal_close(&j);
+	ok(journal_open(dir, &j, err, sizeof(err)) == 0 && journal_get(j, name, 7, 42) == NULL,
+	   "and stay dropped after reopening");
+	journal_close(&j);
+}
+
+static void test_many(void)
+{
+	struct journal *j;
+	char err[512];
+	bool all = true;
+
+	reset_dir();
+	journal_open(dir, &j, err, sizeof(err));
+	for (uint32_t i = 1; i <= 5000; i++) {
+		struct jentry t = { .mbox = (char *)"INBOX", .ruv = 1, .ruid = i, .size = i };
+		journal_intent(j, &t);
+		if (i % 3 == 0)
+			journal_abandon(j, journal_get(j, "INBOX", 1, i));
+	}
+	journal_close(&j);
+	journal_open(dir, &j, err, sizeof(err));
+	for (uint32_t i = 1; i <= 5000; i++) {
+		struct jentry *e = journal_get(j, "INBOX", 1, i);
+		if ((i % 3 == 0) != (e == NULL) || (e != NULL && e->size != i))
+			all = false;
+	}
+	ok(all, "5000 entries with removals replay exactly");
+	ok(journal_count(j, J_INTENT) == 5000 - 5000 / 3, "count by state");
+	journal_close(&j);
+}
+
+static void test_damage(void)
+{
+	struct journal *j = NULL;
+	char err[512];
+
+	reset_dir();
+	write_text("journal", "imapsync-task-journal 1\n"
+		   "I INBOX 1 2 10 00000000000000aa 3 0 5\n"
+		   "D INBOX 1 2 10 00000000000000aa 3 7");
+	ok(journal_open(dir, &j, err, sizeof(err)) == 0, "torn last line is tolerated");
+	struct jentry *e = j ? journal_get(j, "INBOX", 1, 2) : NULL;
+	ok(e != NULL && e->state == J_INTENT, "torn step is treated as not done");
+	struct jentry t = { .mbox = (char *)"INBOX", .ruv = 1, .ruid = 3 };
+	ok(j != NULL && journal_intent(j, &t) == 0, "appending after a torn tail works");
+	journal_close(&j);
+	ok(journal_open(dir, &j, err, sizeof(err)) == 0 && journal_get(j, "INBOX", 1, 3) != NULL,
+	   "new line after the repaired tail replays");
+	journal_close(&j);
+
+	reset_dir();
+	write_text("journal", "imapsync-task-journal 99\n");
+	ok(journal_open(dir, &j, err, sizeof(err)) == EXIT_DATAERR, "unknown version refused");
+	ok(strstr(err, "incompatible") != NULL, "and the error says so: %s", err);
+
+	reset_dir();
+	write_text("journal", "imapsync-task-journal 1\nI INBOX one 2 10 aa 3 0 5\n");
+	ok(journal_open(dir, &j, err, sizeof(err)) == EXIT_DATAERR, "malformed entry refused");
+	ok(strstr(err, ":2:") != NULL, "error names the line: %s", err);
+
+	reset_dir();
+	write_text("state", "imapsync-task-state 1\nS INBOX 1 2 10 aa 3 4");
+	ok(journal_open(dir, &j, err, sizeof(err)) == EXIT_DATAERR, "truncated snapshot refused");
+
+	reset_dir();
+	write_text("journal", "imapsync-task-journal 1\nQ INBOX 1 2 10 aa 3 0 5\n");
+	ok(journal_open(dir, &j, err, sizeof(err)) == EXIT_DATAERR, "unknown record letter refused");
+}
+
+int main(void)
+{
+	if (mkdtemp(dir) == NULL)
+		return 1;
+	test_roundtrip();
+	test_many();
+	test_damage();
+	reset_dir();
+	rmdir(dir);
+	return tap_done();
+}
