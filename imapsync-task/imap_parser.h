@@ -87,7 +87,10 @@ struct imap_response {
 struct imap_parser_limits {
 	size_t max_line;            /* bytes of one response outside literals */
 	size_t max_depth;           /* nesting of ( and [ */
-	size_t max_inline_literal;  /* larger literals are streamed */
+	size_t max_inline_literal;  /* larger literals are streamed; so is
+	                               every further literal of a response
+	                               once its inline literals total
+	                               16 * max_inline_literal */
 	uint64_t max_literal;       /* larger literals are a protocol error */
 };
 
@@ -117,6 +120,7 @@ enum imap_parse_error {
 
 struct imap_parser;
 
+/* limits may be NULL for IMAP_PARSER_DEFAULT_LIMITS. */
 struct imap_parser *imap_parser_new(const struct imap_parser_limits *limits);
 void imap_parser_free(struct imap_parser **parser);
 
@@ -131,18 +135,29 @@ enum imap_parse_result imap_parser_feed(struct imap_parser *parser,
    from the stream itself, and whether it was ~{n} (literal8).  The
    partial response so far (tag/number/name and the args before the
    literal; the last complete arg is usually the FETCH item name such as
-   "BODY[]") is visible through imap_parser_response(). */
+   "BODY[]") is visible through imap_parser_response(); its last arg
+   is already the IMAP_ARG_LITERAL_STREAMED one. */
 uint64_t imap_parser_literal_size(const struct imap_parser *parser);
+/* After IMAP_PARSE_LITERAL: true for ~{n} (literal8). */
+bool imap_parser_literal8(const struct imap_parser *parser);
 /* The caller has consumed the literal's bytes; parsing continues. */
 void imap_parser_literal_done(struct imap_parser *parser);
 
 const struct imap_response *imap_parser_response(const struct imap_parser *parser);
 /* The most recently completed top-level arg (for IMAP_PARSE_LITERAL: the
-   item name before the literal), or NULL. */
+   item name before the literal), or NULL.  Precisely: the last arg
+   completed at the innermost level still open, so during a literal it is
+   the literal's previous sibling (NULL if the literal opens a list), and
+   after a response it is the last top-level arg. */
 const struct imap_arg *imap_parser_last_arg(const struct imap_parser *parser);
 
 enum imap_parse_error imap_parser_error(const struct imap_parser *parser);
 const char *imap_parser_error_string(const struct imap_parser *parser);
+
+/* A canonical one-line rendering of a response, for tests and debug
+   traces: non-printable bytes are escaped as \xHH, streamed literals show
+   only their size.  The caller frees the result. */
+char *imap_response_dump(const struct imap_response *resp);
 
 /* Small helpers for consumers. */
 bool imap_arg_is_atom(const struct imap_arg *arg, const char *upper);
