@@ -661,6 +661,8 @@ static int cmd_wait(struct imap_client *c, struct imap_cmd *cmd)
 		? 0 : (cmd->res.exit_class ? cmd->res.exit_class : EXIT_TEMPFAIL);
 }
 
+static void cmds_release(struct imap_client *c, struct imap_cmd **cmds, size_t n);
+
 /* Send, wait, copy the result out and free the command. */
 static int cmd_run(struct imap_client *c, struct imap_cmd *cmd, struct imap_result *res)
 {
@@ -670,15 +672,10 @@ static int cmd_run(struct imap_client *c, struct imap_cmd *cmd, struct imap_resu
 	rc = cmd_wait(c, cmd);
 	if (res != NULL)
 		*res = cmd->res;
-	/* A command can only be freed once it is no longer queued. */
-	if (cmd->done || !cmd->started) {
-		struct imap_cmd **pp = &c->queue;
-		while (*pp != NULL && *pp != cmd)
-			pp = &(*pp)->next;
-		if (*pp == cmd)
-			*pp = cmd->next;
-		cmd_free(cmd);
-	}
+	/* Unhook the caller's context: the command may outlive this call
+	   on a dead connection. */
+	cmd->untagged = NULL;
+	cmds_release(c, &cmd, 1);
 	return rc;
 }
 
@@ -1261,13 +1258,58 @@ static bool fetch_untagged(struct imap_client *c, struct imap_cmd *cmd,
 int imap_uid_fetch(struct imap_client *c, const char *uidset, const char *items,
 		   imap_fetch_cb *cb, void *ctx, struct imap_result *res)
 {
-	struct fetch_ctx fc = { cb, ctx };
-	struct imap_cmd *cmd = cmd_new(c);
+	return imap_uid_fetch_many(c, &uidset, 1, items, cb, ctx, res);
+}
 
-	cmd_text(cmd, "UID FETCH %s (UID %s)", uidset, items);
-	cmd->untagged = fetch_untagged;
-	cmd->ctx = &fc;
-	return cmd_run(c, cmd, res);
+/* Forget commands that are done or were never sent; ones still in
+   flight belong to a dead connection and go with the client. */
+static void cmds_release(struct imap_client *c, struct imap_cmd **cmds, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!cmds[i]->done && cmds[i]->started)
+			continue;
+		struct imap_cmd **pp = &c->queue;
+		while (*pp != NULL && *pp != cmds[i])
+			pp = &(*pp)->next;
+		if (*pp == cmds[i])
+			*pp = cmds[i]->next;
+		cmd_free(cmds[i]);
+	}
+}
+
+int imap_uid_fetch_many(struct imap_client *c, const char *const *uidsets, size_t n,
+			const char *items, imap_fetch_cb *cb, void *ctx,
+			struct imap_result *res)
+{
+	struct fetch_ctx fc = { cb, ctx };
+	struct imap_cmd **cmds = xcalloc(n, sizeof(*cmds));
+	int rc = 0;
+
+	/* All on the wire at once: the server streams the answers back to
+	   back, with no round trip between the commands. */
+	for (size_t i = 0; i < n; i++) {
+		cmds[i] = cmd_new(c);
+		cmd_text(cmds[i], "UID FETCH %s (UID %s)", uidsets[i], items);
+		cmds[i]->untagged = fetch_untagged;
+		cmds[i]->ctx = &fc;
+		cmd_enqueue(c, cmds[i]);
+	}
+	for (size_t i = 0; i < n; i++) {
+		int r = cmd_wait(c, cmds[i]);
+		if (r != 0 && rc == 0) {
+			rc = r;
+			if (res != NULL)
+				*res = cmds[i]->res;
+		} else if (rc == 0 && res != NULL) {
+			*res = cmds[i]->res;
+		}
+	}
+	/* A command that is not done must not keep a pointer to fc. */
+	for (size_t i = 0; i < n; i++)
+		cmds[i]->untagged = NULL;
+	cmds_release(c, cmds, n);
+	free(cmds);
+	return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1345,18 +1387,7 @@ int imap_append(struct imap_client *c, const char *mailbox,
 		if (rc == 0 && res != NULL)
 			*res = cmds[i]->res;
 	}
-	for (size_t i = 0; i < n; i++) {
-		/* Commands still in flight belong to a dead connection and
-		   are freed with the client. */
-		if (cmds[i]->done || !cmds[i]->started) {
-			struct imap_cmd **pp = &c->queue;
-			while (*pp != NULL && *pp != cmds[i])
-				pp = &(*pp)->next;
-			if (*pp == cmds[i])
-				*pp = cmds[i]->next;
-			cmd_free(cmds[i]);
-		}
-	}
+	cmds_release(c, cmds, n);
 	free(cmds);
 	free(q);
 	return rc;

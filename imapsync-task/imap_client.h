@@ -145,6 +145,12 @@ typedef void imap_fetch_cb(void *ctx, struct imap_fetched *msg);
 int imap_uid_fetch(struct imap_client *c, const char *uidset, const char *items,
 		   imap_fetch_cb *cb, void *ctx, struct imap_result *res);
 
+/* The same for several UID sets, all pipelined: every command is on the
+   wire before the first answer is read. */
+int imap_uid_fetch_many(struct imap_client *c, const char *const *uidsets, size_t n,
+			const char *items, imap_fetch_cb *cb, void *ctx,
+			struct imap_result *res);
+
 struct imap_append_msg {
 	const char *flags;        /* "\Seen $Label", may be "" */
 	const char *internaldate; /* may be NULL */

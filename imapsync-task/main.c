@@ -22,6 +22,7 @@
 #include "imap_client.h"
 #include "journal.h"
 #include "log.h"
+#include "net.h"
 #include "runlog.h"
 #include "secret.h"
 #include "sync.h"
@@ -596,6 +597,7 @@ int main(int argc, char **argv)
 	o.config_dir = env_dir != NULL && *env_dir != '\0' ? env_dir : default_dir;
 	secret_protect_process();
 	install_signals();
+	net_set_stop_flag(&stop_requested);
 	/* "+" : stop at the command so its own options are parsed after. */
 	while ((c = getopt_long(argc, argv, "+hVv", longopts, NULL)) != -1) {
 		switch (c) {

@@ -39,6 +39,13 @@ struct net_conn {
 	char error[512];
 };
 
+static volatile sig_atomic_t *stop_flag;
+
+void net_set_stop_flag(volatile sig_atomic_t *flag)
+{
+	stop_flag = flag;
+}
+
 static int64_t now_ms(void)
 {
 	struct timespec ts;
@@ -54,9 +61,13 @@ static enum net_status wait_fd(int fd, short events, int64_t deadline)
 
 	for (;;) {
 		int64_t left = deadline - now_ms();
+		if (stop_flag != NULL && *stop_flag)
+			return NET_ERR_INTERRUPTED;
 		if (left <= 0)
 			return NET_ERR_TIMEOUT;
-		int r = poll(&pfd, 1, left > 60000 ? 60000 : (int)left);
+		/* Short naps: a signal that lands just before poll() is seen
+		   within a second, without ppoll() mask juggling. */
+		int r = poll(&pfd, 1, left > 1000 ? 1000 : (int)left);
 		if (r > 0)
 			return NET_OK;
 		if (r < 0 && errno != EINTR)
@@ -326,8 +337,11 @@ ssize_t net_read(struct net_conn *c, void *buf, size_t len, int timeout_ms,
 		enum net_status st = wait_fd(c->fd, want, deadline);
 		if (st != NET_OK) {
 			*status_r = st;
-			snprintf(c->error, sizeof(c->error), "%s sent nothing for %d s",
-				 c->peer, timeout_ms / 1000);
+			if (st == NET_ERR_INTERRUPTED)
+				snprintf(c->error, sizeof(c->error), "stopped by a signal");
+			else
+				snprintf(c->error, sizeof(c->error), "%s sent nothing for %d s",
+					 c->peer, timeout_ms / 1000);
 			return -1;
 		}
 	}
@@ -373,8 +387,11 @@ enum net_status net_write(struct net_conn *c, const void *buf, size_t len,
 		}
 		enum net_status st = wait_fd(c->fd, want, deadline);
 		if (st != NET_OK) {
-			snprintf(c->error, sizeof(c->error), "%s accepted no data for %d s",
-				 c->peer, timeout_ms / 1000);
+			if (st == NET_ERR_INTERRUPTED)
+				snprintf(c->error, sizeof(c->error), "stopped by a signal");
+			else
+				snprintf(c->error, sizeof(c->error), "%s accepted no data for %d s",
+					 c->peer, timeout_ms / 1000);
 			return st;
 		}
 	}

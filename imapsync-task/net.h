@@ -20,7 +20,13 @@ enum net_status {
 	NET_ERR_EOF,         /* the peer closed the connection */
 	NET_ERR_IO,          /* reset, other socket error */
 	NET_ERR_TLS,         /* handshake failed, certificate refused */
+	NET_ERR_INTERRUPTED, /* the stop flag was set by a signal */
 };
+
+#include <signal.h>
+/* A flag set by a signal handler: any wait returns NET_ERR_INTERRUPTED
+   once it is set, so SIGTERM never waits for a silent server. */
+void net_set_stop_flag(volatile sig_atomic_t *flag);
 
 struct net_tls_opts {
 	const char *ca_file;  /* NULL: the system store */
