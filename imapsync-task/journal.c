@@ -176,7 +176,7 @@ static bool get_name(const char *tok, char **name_r)
 	return true;
 }
 
-static const char state_letter[] = { 0, 'I', 'D', 'S', 'X', 'K' };
+static const char state_letter[] = { 0, 'I', 'D', 'S', 'X', 'K', 'f', 'F' };
 
 static void format_entry(struct buf *b, char letter, const struct jentry *e)
 {
@@ -220,6 +220,8 @@ static bool apply_line(struct journal *j, char *line)
 	case 'S': e->state = J_SEEN; break;
 	case 'X': e->state = J_DELETED; break;
 	case 'K': e->state = J_SKIPPED; break;
+	case 'f': e->state = J_FILTERING; break;
+	case 'F': e->state = J_FILTERED; break;
 	default:
 		remove_entry(j, e);
 		return false;
@@ -504,6 +506,16 @@ int journal_abandon(struct journal *j, struct jentry *e)
 int journal_seen(struct journal *j, struct jentry *e)
 {
 	return transition(j, e, 'S', J_SEEN);
+}
+
+int journal_filtering(struct journal *j, struct jentry *e)
+{
+	return transition(j, e, 'f', J_FILTERING);
+}
+
+int journal_filtered(struct journal *j, struct jentry *e)
+{
+	return transition(j, e, 'F', J_FILTERED);
 }
 
 int journal_deleted(struct journal *j, struct jentry *e)

@@ -22,6 +22,8 @@ enum jstate {
 	J_SEEN,          /* delivered, and marked \Seen on the remote */
 	J_DELETED,       /* delivered, and expunged on the remote */
 	J_SKIPPED,       /* permanently skipped (too big, NUL bytes) */
+	J_FILTERING,     /* delivered; FILTER SIEVE about to run on it */
+	J_FILTERED,      /* delivered and filtered (delivery = sieve) */
 };
 
 struct jentry {
@@ -54,6 +56,8 @@ int journal_intent(struct journal *j, const struct jentry *e);
 int journal_delivered(struct journal *j, struct jentry *e, uint32_t luv, uint32_t luid);
 int journal_abandon(struct journal *j, struct jentry *e);
 int journal_seen(struct journal *j, struct jentry *e);
+int journal_filtering(struct journal *j, struct jentry *e);
+int journal_filtered(struct journal *j, struct jentry *e);
 int journal_deleted(struct journal *j, struct jentry *e);
 int journal_skipped(struct journal *j, const char *mbox, uint32_t ruv,
 		    uint32_t ruid, uint64_t size);

@@ -310,7 +310,7 @@ static int run_sync(const struct options *o, struct task *t, struct local_config
 			log_warnx("folders = %s is not supported by this version yet",
 				  folder_mode_name(t->folders));
 			rc = EXIT_CONFIG;
-		} else if (t->delivery != DELIVERY_APPEND) {
+		} else if (t->delivery == DELIVERY_LMTP) {
 			log_warnx("delivery = %s is not supported by this version yet",
 				  delivery_mode_name(t->delivery));
 			rc = EXIT_CONFIG;

@@ -100,6 +100,12 @@ static int cmp_entry_ruid(const void *a, const void *b)
 	return x->ruid < y->ruid ? -1 : x->ruid > y->ruid;
 }
 
+static int cmp_u32_asc(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
 static void entries_in_state(struct sync_env *env, enum jstate st, uint32_t ruv,
 			     bool any_ruv, struct entry_list *l)
 {
@@ -322,13 +328,145 @@ static int reconcile_intents(struct sync_env *env, struct sync_counts *counts)
 	return rc;
 }
 
-/* DELIVERED but not yet \Seen on the remote: mark them now. */
-static int mark_delivered_seen(struct sync_env *env, uint32_t ruv)
+/* delivery = sieve: run the user's active Sieve script on exactly the
+   messages this task appended (FILTER SIEVE DELIVERY UID set), then
+   UID EXPUNGE exactly those UIDs: Dovecot flags \Deleted the copies the
+   script filed elsewhere, and a bare EXPUNGE would also remove messages
+   the user had flagged \Deleted.
+
+   A crash between FILTER and the journal's FILTERED line must not run
+   the script twice (a fileinto :copy would file a second copy), so the
+   FILTERING line is synced first; an entry found FILTERING afterwards
+   is only expunged-if-deleted, never filtered again.  At worst such a
+   message stays unfiltered in the INBOX: never lost, never doubled. */
+static int expunge_local(struct sync_env *env, struct jentry **v, size_t n)
 {
-	struct entry_list l;
+	struct imap_result res;
 	int rc = 0;
 
-	entries_in_state(env, J_DELIVERED, ruv, false, &l);
+	if (n == 0)
+		return 0;
+	uint32_t *uids = xcalloc(n, sizeof(*uids));
+	for (size_t i = 0; i < n; i++)
+		uids[i] = v[i]->luid;
+	qsort(uids, n, sizeof(*uids), cmp_u32_asc);
+	char *set = uid_list_to_set(uids, n);
+	rc = imap_simple(env->local_imap, &res, "UID EXPUNGE %s", set);
+	free(set);
+	free(uids);
+	if (rc != 0)
+		return cmd_failed(env, env->local_imap, rc, &res, "UID EXPUNGE");
+	return 0;
+}
+
+static int filter_delivered(struct sync_env *env, uint32_t ruv)
+{
+	struct entry_list pending, leftover;
+	struct imap_mailbox box;
+	struct imap_result res;
+	int rc;
+
+	entries_in_state(env, J_DELIVERED, ruv, false, &pending);
+	entries_in_state(env, J_FILTERING, 0, true, &leftover);
+	if (pending.n + leftover.n == 0 || env->dry_run) {
+		if (pending.n > 0)
+			log_info("would run the Sieve script on %zu delivered message(s)", pending.n);
+		free(pending.v);
+		free(leftover.v);
+		return 0;
+	}
+	if (!imap_client_has_cap(env->local_imap, CAP_FILTER_SIEVE)) {
+		free(pending.v);
+		free(leftover.v);
+		return fail(env, EXIT_CONFIG, "local: delivery = sieve needs FILTER=SIEVE "
+			    "(Pigeonhole imap_filter_sieve plugin) on the local server");
+	}
+	rc = imap_select(env->local_imap, INBOX, false, &box, &res);
+	if (rc != 0) {
+		rc = cmd_failed(env, env->local_imap, rc, &res, "SELECT INBOX");
+		goto out;
+	}
+	/* Leftovers of an interrupted run: expunge what the script moved. */
+	size_t w = 0;
+	for (size_t i = 0; i < leftover.n; i++)
+		if (leftover.v[i]->luv == box.uidvalidity && leftover.v[i]->luid != 0)
+			leftover.v[w++] = leftover.v[i];
+	if (w > 0)
+		log_msg(LOGL_WARNING, "%zu message(s) were being filtered when a run was interrupted; "
+			"not filtering them again", w);
+	if ((rc = expunge_local(env, leftover.v, w)) != 0)
+		goto out;
+	entries_in_state(env, J_FILTERING, 0, true, &leftover);
+	for (size_t i = 0; i < leftover.n && rc == 0; i++)
+		if ((rc = journal_filtered(env->journal, leftover.v[i])) != 0)
+			rc = journal_failed(env, rc);
+	/* Fresh deliveries: only those whose local UID is known and valid. */
+	w = 0;
+	for (size_t i = 0; i < pending.n && rc == 0; i++) {
+		struct jentry *e = pending.v[i];
+		if (e->luv != box.uidvalidity || e->luid == 0) {
+			log_msg(LOGL_WARNING, "remote UID %u: local UID unknown, not filtered", e->ruid);
+			rc = journal_filtered(env->journal, e);
+		} else {
+			pending.v[w++] = e;
+			rc = journal_filtering(env->journal, e);
+		}
+		if (rc != 0)
+			rc = journal_failed(env, rc);
+	}
+	if (rc != 0 || w == 0)
+		goto out;
+	if ((rc = journal_sync(env->journal)) != 0) {
+		rc = journal_failed(env, rc);
+		goto out;
+	}
+	uint32_t *uids = xcalloc(w, sizeof(*uids));
+	for (size_t i = 0; i < w; i++)
+		uids[i] = pending.v[i]->luid;
+	qsort(uids, w, sizeof(*uids), cmp_u32_asc);
+	char *set = uid_list_to_set(uids, w);
+	free(uids);
+	rc = imap_simple(env->local_imap, &res, "FILTER SIEVE DELIVERY UID %s", set);
+	free(set);
+	journal_killpoint();
+	if (rc != 0 && res.status == IMAP_STATUS_NONE) {
+		rc = cmd_failed(env, env->local_imap, rc, &res, "FILTER SIEVE");
+		goto out;
+	}
+	if (rc != 0) {
+		/* The script failed: the messages simply stay in the INBOX. */
+		log_msg(LOGL_WARNING, "local: FILTER SIEVE failed, messages stay in INBOX: %s", res.text);
+		rc = 0;
+	}
+	if ((rc = expunge_local(env, pending.v, w)) != 0)
+		goto out;
+	for (size_t i = 0; i < w && rc == 0; i++)
+		if ((rc = journal_filtered(env->journal, pending.v[i])) != 0)
+			rc = journal_failed(env, rc);
+out:
+	free(pending.v);
+	free(leftover.v);
+	return rc;
+}
+
+/* Delivered (and, with sieve, filtered) but not yet \Seen on the
+   remote: mark them now. */
+static int mark_delivered_seen(struct sync_env *env, uint32_t ruv)
+{
+	struct entry_list l, f;
+	int rc = 0;
+
+	if (env->task->delivery == DELIVERY_SIEVE && !env->dry_run &&
+	    (rc = filter_delivered(env, ruv)) != 0)
+		return rc;
+	entries_in_state(env, env->task->delivery == DELIVERY_SIEVE && !env->dry_run
+			 ? J_FILTERED : J_DELIVERED, ruv, false, &l);
+	/* FILTERED entries left by an earlier sieve-mode run count too. */
+	entries_in_state(env, J_FILTERED, ruv, false, &f);
+	if (env->task->delivery != DELIVERY_SIEVE || env->dry_run)
+		for (size_t i = 0; i < f.n; i++)
+			entry_list_add(&l, f.v[i]);
+	free(f.v);
 	if (l.n > 0 && env->dry_run) {
 		log_info("would mark %zu delivered message(s) \\Seen on the remote", l.n);
 	} else if (l.n > 0) {

@@ -303,9 +303,40 @@ def test_sigterm(pair):
     tap.ok(ids == collections.Counter(msgid(m) for m in msgs), "every message local exactly once")
 
 
+def test_sieve(pair):
+    pair.remote.add_user("jack", "jack-pw")
+    pair.local.add_user("jack", "jack-local")
+    pair.local.set_sieve("jack", 'require ["fileinto", "mailbox"];\n'
+                         'if header :contains "subject" "work" { fileinto :create "Work"; }\n')
+    # A message the user flagged \Deleted in the local INBOX must survive.
+    keep = make_message(8999, subject="user flagged this deleted")
+    seed(pair.local, "jack", "INBOX", [{"bytes": keep, "flags": ["\\Deleted"]}], master=True)
+    msgs = [make_message(9000 + i, subject=("work item %d" % i) if i % 2 else "private %d" % i)
+            for i in range(6)]
+    seed(pair.remote, "jack", "INBOX", msgs)
+    te = TaskEnv(pair, "jack", task_extra="delivery = sieve\n")
+    r = te.run()
+    tap.ok(r.returncode == 0 and summary(r) == (6, 0, 0), "sieve delivery: 6 copied", output(r))
+    work = collections.Counter(msgid(m["bytes"]) for m in
+                               read_mailbox(pair.local, "jack", "Work", master=True))
+    inbox = collections.Counter(msgid(m["bytes"]) for m in
+                                read_mailbox(pair.local, "jack", "INBOX", master=True))
+    tap.ok(work == collections.Counter(msgid(msgs[i]) for i in (1, 3, 5)),
+           "the user's rule filed the 3 work messages into Work", work)
+    tap.ok(inbox == collections.Counter([msgid(keep)] + [msgid(msgs[i]) for i in (0, 2, 4)]),
+           "INBOX holds the 3 others and the user's \\Deleted message survived", inbox)
+    tap.ok(all("\\Seen" in m["flags"] for m in read_mailbox(pair.remote, "jack", "INBOX")),
+           "every remote message is \\Seen")
+    r = te.run()
+    work2 = collections.Counter(msgid(m["bytes"]) for m in
+                                read_mailbox(pair.local, "jack", "Work", master=True))
+    tap.ok(r.returncode == 0 and summary(r) == (0, 0, 0) and work2 == work,
+           "rerun copies and files nothing again", output(r))
+
+
 def main():
     with DovecotPair(name="inbox") as pair:
-        for t in (test_basic, test_crash, test_after_sync, test_older_than, test_quota,
+        for t in (test_basic, test_sieve, test_crash, test_after_sync, test_older_than, test_quota,
                   test_auth, test_lock, test_sigterm):
             try:
                 t(pair)
