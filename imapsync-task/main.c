@@ -310,15 +310,15 @@ static int run_sync(const struct options *o, struct task *t, struct local_config
 			log_warnx("folders = %s is not supported by this version yet",
 				  folder_mode_name(t->folders));
 			rc = EXIT_CONFIG;
-		} else if (t->delivery == DELIVERY_LMTP) {
-			log_warnx("delivery = %s is not supported by this version yet",
-				  delivery_mode_name(t->delivery));
-			rc = EXIT_CONFIG;
+		} else if (t->delivery == DELIVERY_LMTP &&
+			   (rc = lmtp_open(l->lmtp, o->timeout_ms, &env.lmtp, err, sizeof(err))) != 0) {
+			log_warnx("%s", err);
 		} else {
 			rc = sync_inbox(&env, counts);
 			if (rc != 0)
 				log_warnx("%s", env.error);
 		}
+		lmtp_close(&env.lmtp);
 	}
 	/* Fold the journal into the snapshot even after a failure: every
 	   line in it is a completed step. */

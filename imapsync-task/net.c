@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -151,6 +152,32 @@ enum net_status net_connect(const char *host, uint16_t port, int timeout_ms,
 	c->fd = fd;
 	c->host = xstrdup(host);
 	snprintf(c->peer, sizeof(c->peer), "%s:%u", host, port);
+	*conn_r = c;
+	return NET_OK;
+}
+
+enum net_status net_connect_unix(const char *path, int timeout_ms,
+				 struct net_conn **conn_r, char *err, size_t errlen)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct addrinfo ai = { .ai_family = AF_UNIX, .ai_socktype = SOCK_STREAM,
+			       .ai_addr = (struct sockaddr *)&sun, .ai_addrlen = sizeof(sun) };
+	int fd = -1, e = 0;
+
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "socket path too long: %s", path);
+		return NET_ERR_CONNECT;
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	enum net_status st = connect_one(&ai, now_ms() + timeout_ms, &fd, &e);
+	if (st != NET_OK) {
+		snprintf(err, errlen, "cannot connect to %s: %s", path, strerror(e));
+		return st;
+	}
+	struct net_conn *c = xcalloc(1, sizeof(*c));
+	c->fd = fd;
+	c->host = xstrdup(path);
+	snprintf(c->peer, sizeof(c->peer), "%s", path);
 	*conn_r = c;
 	return NET_OK;
 }

@@ -38,6 +38,9 @@ struct net_conn;
 /* Connect to host:port; timeout_ms bounds the whole connect phase. */
 enum net_status net_connect(const char *host, uint16_t port, int timeout_ms,
 			    struct net_conn **conn_r, char *err, size_t errlen);
+/* Connect to a local stream socket (LMTP on a unix socket). */
+enum net_status net_connect_unix(const char *path, int timeout_ms,
+				 struct net_conn **conn_r, char *err, size_t errlen);
 /* Run a TLS handshake on the connection (implicit TLS or after
    STARTTLS).  Verifies the chain and the host name given at connect. */
 enum net_status net_start_tls(struct net_conn *conn,

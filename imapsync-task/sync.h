@@ -9,6 +9,7 @@
 
 #include "imap_client.h"
 #include "journal.h"
+#include "lmtp.h"
 #include "task.h"
 
 struct sync_counts {
@@ -34,9 +35,7 @@ struct sync_env {
 	time_t now;                    /* the run's clock, for older-than */
 	double last_alive;             /* when the previous run last showed
 	                                  life (wall clock, seconds) */
-	/* Deliver one message through LMTP (delivery = lmtp); NULL otherwise. */
-	int (*lmtp_deliver)(void *ctx, const struct msgbody *body, char *err, size_t errlen);
-	void *lmtp_ctx;
+	struct lmtp_session *lmtp;     /* delivery = lmtp; NULL otherwise */
 	char error[512];               /* why the run stopped, for the log */
 };
 

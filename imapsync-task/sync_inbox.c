@@ -150,6 +150,8 @@ struct local_probe {
 	uint64_t *sizes;
 	size_t nsizes, cap;
 	uint64_t want_hash;
+	uint64_t want_size;
+	bool suffix;      /* LMTP: the server prepended trace headers */
 	bool found;
 };
 
@@ -165,12 +167,33 @@ static void probe_size_cb(void *ctx, struct imap_fetched *m)
 	p->sizes[p->nsizes++] = m->size;
 }
 
+/* Hash of the last n bytes of a body: an LMTP delivery adds
+   Return-Path, Delivered-To and Received in front of the original. */
+static uint64_t suffix_hash(const struct msgbody *b, uint64_t n)
+{
+	unsigned char chunk[65536];
+	uint64_t h = FNV1A64_INIT, size = msgbody_size(b), off = size - n;
+
+	while (off < size) {
+		ssize_t got = msgbody_read(b, off, chunk, sizeof(chunk));
+		if (got <= 0)
+			return 0;
+		h = fnv1a64(h, chunk, (size_t)got);
+		off += (uint64_t)got;
+	}
+	return h;
+}
+
 static void probe_hash_cb(void *ctx, struct imap_fetched *m)
 {
 	struct local_probe *p = ctx;
 
-	if (m->body != NULL && msgbody_hash(m->body) == p->want_hash)
-		p->found = true;
+	if (m->body == NULL)
+		return;
+	if (!p->suffix)
+		p->found = msgbody_hash(m->body) == p->want_hash;
+	else if (msgbody_size(m->body) >= p->want_size)
+		p->found = suffix_hash(m->body, p->want_size) == p->want_hash;
 }
 
 static bool luid_claimed(const struct entry_list *claimed, uint32_t luv, uint32_t luid)
@@ -213,6 +236,7 @@ static int probe_intents(struct sync_env *env, struct entry_list *intents,
 	int rc;
 
 	*left_r = 0;
+	probe.suffix = env->task->delivery == DELIVERY_LMTP;
 	rc = imap_select(env->local_imap, INBOX, true, &box, &res);
 	if (rc != 0)
 		return cmd_failed(env, env->local_imap, rc, &res, "EXAMINE INBOX");
@@ -242,11 +266,13 @@ static int probe_intents(struct sync_env *env, struct entry_list *intents,
 			uint32_t luid = probe.uids.uids[k];
 			char one[16];
 
-			if (probe.sizes[k] != e->size || luid < start ||
+			bool size_ok = probe.suffix ? probe.sizes[k] >= e->size : probe.sizes[k] == e->size;
+			if (!size_ok || luid < start ||
 			    luid_claimed(claimed, box.uidvalidity, luid))
 				continue;
 			snprintf(one, sizeof(one), "%u", luid);
 			probe.want_hash = e->hash;
+			probe.want_size = e->size;
 			probe.found = false;
 			rc = imap_uid_fetch(env->local_imap, one, "BODY.PEEK[]", probe_hash_cb, &probe, &res);
 			if (rc != 0)
@@ -618,6 +644,67 @@ out:
 	return rc;
 }
 
+/* delivery = lmtp: one message at a time through the LMTP session.  The
+   'B' marker before each DATA tells a restarted run that this delivery
+   may have completed (see reconcile_intents). */
+static int deliver_lmtp(struct sync_env *env, struct batch_msg **msgs, struct jentry **ents,
+			size_t n, struct sync_counts *counts)
+{
+	char err[600], from[512];
+	int rc = 0;
+	size_t i;
+
+	for (i = 0; i < n && rc == 0; i++) {
+		if ((rc = journal_append_started(env->journal, INBOX)) != 0) {
+			rc = journal_failed(env, rc);
+			break;
+		}
+		lmtp_envelope_sender(msgs[i]->body, from, sizeof(from));
+		enum lmtp_outcome o = lmtp_deliver(env->lmtp, from, env->task->local_user,
+						   msgs[i]->body, err, sizeof(err));
+		journal_killpoint();
+		switch (o) {
+		case LMTP_DELIVERED:
+			counts->copied++;
+			counts->bytes += msgbody_size(msgs[i]->body);
+			rc = journal_delivered(env->journal, ents[i], 0, 0);
+			break;
+		case LMTP_PERMFAIL:
+			log_msg(LOGL_WARNING, "remote UID %u skipped: %s", msgs[i]->uid, err);
+			counts->skipped++;
+			rc = journal_abandon(env->journal, ents[i]);
+			if (rc == 0)
+				rc = journal_skipped(env->journal, INBOX, ents[i]->ruv, msgs[i]->uid,
+						     msgbody_size(msgs[i]->body));
+			break;
+		case LMTP_OVERQUOTA:
+			(void)journal_abandon(env->journal, ents[i]);
+			rc = fail(env, EXIT_CANTCREAT, "local: mailbox of %s is over quota; "
+				  "the message stays unseen on the remote: %s", env->task->local_user, err);
+			break;
+		case LMTP_TEMPFAIL:
+			(void)journal_abandon(env->journal, ents[i]);
+			rc = fail(env, EXIT_TEMPFAIL, "%s", err);
+			break;
+		case LMTP_LOST:
+			/* Unknown outcome: the intent stays for reconciliation. */
+			rc = fail(env, EXIT_TEMPFAIL, "%s", err);
+			break;
+		}
+		if (rc == EXIT_IOERR || rc == EXIT_CANTCREAT) {
+			if (o == LMTP_DELIVERED || o == LMTP_PERMFAIL)
+				rc = journal_failed(env, rc);
+		}
+	}
+	/* Intents never tried are not delivered: drop them. */
+	for (; i < n; i++)
+		(void)journal_abandon(env->journal, ents[i]);
+	int src = journal_sync(env->journal);
+	if (rc == 0 && src != 0)
+		rc = journal_failed(env, src);
+	return rc;
+}
+
 /* Fetch, journal and deliver one batch of candidate UIDs. */
 static int deliver_batch(struct sync_env *env, uint32_t ruv, const uint32_t *uids,
 			 size_t n, struct stale_set *stale, struct sync_counts *counts)
@@ -702,6 +789,10 @@ static int deliver_batch(struct sync_env *env, uint32_t ruv, const uint32_t *uid
 	   server saved the messages would otherwise duplicate them. */
 	if ((rc = journal_sync(env->journal)) != 0) {
 		rc = journal_failed(env, rc);
+		goto out;
+	}
+	if (env->task->delivery == DELIVERY_LMTP) {
+		rc = deliver_lmtp(env, todo, ents, ntodo, counts);
 		goto out;
 	}
 	bool per_message = false;

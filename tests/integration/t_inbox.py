@@ -334,9 +334,37 @@ def test_sieve(pair):
            "rerun copies and files nothing again", output(r))
 
 
+def test_lmtp(pair):
+    pair.remote.add_user("kate", "kate-pw")
+    pair.local.add_user("kate", "kate-local")
+    pair.local.set_sieve("kate", 'require ["vacation"];\n'
+                         'vacation :days 1 :subject "Away" "I am away until Monday.";\n')
+    before = len(pair.local.sent_mail())
+    msgs = [make_message(9500 + i, size=1500 + 100 * i) for i in range(3)]
+    seed(pair.remote, "kate", "INBOX", msgs)
+    te = TaskEnv(pair, "kate", task_extra="delivery = lmtp\n")
+    r = te.run()
+    tap.ok(r.returncode == 0 and summary(r) == (3, 0, 0), "lmtp delivery: 3 copied", output(r))
+    local = read_mailbox(pair.local, "kate", "INBOX", master=True)
+    tap.ok(len(local) == 3 and all(any(m["bytes"].endswith(o) for m in local) for o in msgs),
+           "each message arrived through LMTP with its bytes intact after the trace headers")
+    tap.ok(all(b"Delivered-To: kate" in m["bytes"] for m in local),
+           "the LMTP delivery path added Delivered-To (it really went through LMTP)")
+    sent = pair.local.sent_mail()[before:]
+    tap.ok(len(sent) >= 1 and any(b"I am away" in m["bytes"] for m in sent),
+           "the vacation rule sent a reply", sent)
+    tap.ok(any(b"sender9500@example.org" in m["bytes"] or
+               any("sender9500@example.org" in a for a in m["args"]) for m in sent),
+           "the reply goes to the original sender (envelope from Return-Path/From)", sent)
+    tap.ok(all("\\Seen" in m["flags"] for m in read_mailbox(pair.remote, "kate", "INBOX")),
+           "every remote message is \\Seen")
+    r = te.run()
+    tap.ok(r.returncode == 0 and summary(r) == (0, 0, 0), "rerun copies nothing", output(r))
+
+
 def main():
     with DovecotPair(name="inbox") as pair:
-        for t in (test_basic, test_sieve, test_crash, test_after_sync, test_older_than, test_quota,
+        for t in (test_basic, test_sieve, test_lmtp, test_crash, test_after_sync, test_older_than, test_quota,
                   test_auth, test_lock, test_sigterm):
             try:
                 t(pair)
