@@ -341,7 +341,7 @@ static int cmd_run(const struct options *o, int argc, char **argv)
 	struct sync_counts counts = { 0 };
 	struct timespec t0;
 	time_t start = time(NULL);
-	char err[512];
+	char err[512], *dir = NULL;
 	pid_t holder;
 	int lockfd = -1, rc;
 
@@ -355,12 +355,16 @@ static int cmd_run(const struct options *o, int argc, char **argv)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	log_init("imapsync-task", argv[0], o->verbose);
-	if ((rc = load_both(o, argv[0], &l, &t)) != 0)
+	if ((rc = load_both(o, argv[0], &l, &t)) != 0) {
+		log_summary(argv[0], &counts, elapsed(&t0), rc);
 		return rc;
-	char *dir = task_state_dir(o, t->name);
+	}
+	dir = task_state_dir(o, t->name);
 	rc = runlog_lock(dir, &lockfd, &holder, err, sizeof(err));
 	if (rc != 0) {
 		log_warnx("%s", err);
+		counts.errors++;
+		log_summary(t->name, &counts, elapsed(&t0), rc);
 		goto out;
 	}
 	run_lock_fd = lockfd;

@@ -33,6 +33,27 @@ const char *exit_code_verdict(int code)
 	}
 }
 
+/* mkdir -p with mode 0700: the state holds mail metadata. */
+static int mkdir_parents(const char *dir)
+{
+	char *path = xstrdup(dir);
+	int rc = 0;
+
+	for (char *p = path + 1; rc == 0; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		char saved = *p;
+		*p = '\0';
+		if (mkdir(path, 0700) < 0 && errno != EEXIST)
+			rc = -1;
+		*p = saved;
+		if (saved == '\0')
+			break;
+	}
+	free(path);
+	return rc;
+}
+
 static double prev_mtime;
 
 double runlog_lock_mtime(int fd)
@@ -53,7 +74,7 @@ int runlog_lock(const char *dir, int *fd_r, pid_t *holder_r, char *err, size_t e
 	int fd;
 
 	*holder_r = 0;
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+	if (mkdir_parents(dir) < 0) {
 		snprintf(err, errlen, "cannot create state directory %s: %s", dir, strerror(errno));
 		free(path);
 		return EXIT_IOERR;
