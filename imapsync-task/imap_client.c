@@ -1392,3 +1392,169 @@ int imap_append(struct imap_client *c, const char *mailbox,
 	free(q);
 	return rc;
 }
+
+/* ------------------------------------------------------------------ */
+/* LIST, NAMESPACE, ENABLE, ID                                         */
+
+struct list_ctx {
+	struct imap_list_entry *v;
+	size_t n, cap;
+};
+
+static unsigned list_attr(const char *a)
+{
+	static const struct { const char *name; unsigned attr; } map[] = {
+		{ "\\Noselect", MBOX_NOSELECT }, { "\\NonExistent", MBOX_NONEXISTENT },
+		{ "\\Noinferiors", MBOX_NOINFERIORS }, { "\\HasChildren", MBOX_HASCHILDREN },
+		{ "\\Subscribed", MBOX_SUBSCRIBED }, { "\\Sent", MBOX_SENT },
+		{ "\\Drafts", MBOX_DRAFTS }, { "\\Trash", MBOX_TRASH }, { "\\Junk", MBOX_JUNK },
+		{ "\\Archive", MBOX_ARCHIVE }, { "\\All", MBOX_ALL }, { "\\Flagged", MBOX_FLAGGED },
+	};
+
+	for (size_t i = 0; i < N_ELEMENTS(map); i++)
+		if (strcasecmp(a, map[i].name) == 0)
+			return map[i].attr;
+	return 0;
+}
+
+static bool list_untagged(struct imap_client *c, struct imap_cmd *cmd,
+			  const struct imap_response *resp)
+{
+	struct list_ctx *lc = cmd->ctx;
+	const struct imap_arg *attrs, *delim, *name;
+	const char *d, *nm;
+
+	(void)c;
+	if (resp->name == NULL || strcmp(resp->name, "LIST") != 0)
+		return false;
+	attrs = resp->args;
+	delim = attrs ? attrs->next : NULL;
+	name = delim ? delim->next : NULL;
+	if (attrs == NULL || attrs->type != IMAP_ARG_LIST || name == NULL ||
+	    !imap_arg_get_nstring(delim, &d) || (nm = imap_arg_as_astring(name)) == NULL ||
+	    strlen(nm) != name->len)
+		return true;   /* malformed or NUL in a name: not a usable mailbox */
+	if (lc->n == lc->cap) {
+		lc->cap = lc->cap ? lc->cap * 2 : 32;
+		lc->v = xreallocarray(lc->v, lc->cap, sizeof(*lc->v));
+	}
+	struct imap_list_entry *e = &lc->v[lc->n++];
+	e->name = xstrdup(nm);
+	e->delim = d != NULL ? d[0] : '\0';
+	e->attrs = 0;
+	for (const struct imap_arg *a = attrs->list; a != NULL; a = a->next)
+		if (a->type == IMAP_ARG_ATOM)
+			e->attrs |= list_attr(a->str);
+	return true;
+}
+
+int imap_list(struct imap_client *c, const char *pattern,
+	      struct imap_list_entry **entries_r, size_t *n_r, struct imap_result *res)
+{
+	struct list_ctx lc = { 0 };
+	struct imap_cmd *cmd = cmd_new(c);
+	char *q = imap_quote(pattern);
+	int rc;
+
+	if ((c->caps & CAP_LIST_EXTENDED) && (c->caps & CAP_SPECIAL_USE))
+		cmd_text(cmd, "LIST \"\" %s RETURN (SPECIAL-USE SUBSCRIBED)", q);
+	else
+		cmd_text(cmd, "LIST \"\" %s", q);
+	free(q);
+	cmd->untagged = list_untagged;
+	cmd->ctx = &lc;
+	rc = cmd_run(c, cmd, res);
+	*entries_r = lc.v;
+	*n_r = lc.n;
+	return rc;
+}
+
+void imap_list_free(struct imap_list_entry *entries, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(entries[i].name);
+	free(entries);
+}
+
+struct ns_ctx {
+	char *prefix;
+	size_t len;
+	char delim;
+	bool found;
+};
+
+static bool namespace_untagged(struct imap_client *c, struct imap_cmd *cmd,
+			       const struct imap_response *resp)
+{
+	struct ns_ctx *ns = cmd->ctx;
+	const struct imap_arg *personal = resp->args, *first;
+	const char *p, *d;
+
+	(void)c;
+	if (resp->name == NULL || strcmp(resp->name, "NAMESPACE") != 0)
+		return false;
+	/* (("prefix" "delim") ...) NIL NIL: the first personal one. */
+	if (personal == NULL || personal->type != IMAP_ARG_LIST ||
+	    (first = personal->list) == NULL || first->type != IMAP_ARG_LIST ||
+	    first->list == NULL || first->list->next == NULL)
+		return true;
+	p = imap_arg_as_astring(first->list);
+	if (p == NULL || !imap_arg_get_nstring(first->list->next, &d))
+		return true;
+	snprintf(ns->prefix, ns->len, "%s", p);
+	ns->delim = d != NULL ? d[0] : '\0';
+	ns->found = true;
+	return true;
+}
+
+int imap_namespace(struct imap_client *c, char *prefix, size_t prefix_len,
+		   char *delim_r, struct imap_result *res)
+{
+	struct ns_ctx ns = { prefix, prefix_len, '\0', false };
+	int rc;
+
+	prefix[0] = '\0';
+	*delim_r = '\0';
+	if (c->caps & CAP_NAMESPACE) {
+		struct imap_cmd *cmd = cmd_new(c);
+		cmd_text(cmd, "NAMESPACE");
+		cmd->untagged = namespace_untagged;
+		cmd->ctx = &ns;
+		if ((rc = cmd_run(c, cmd, res)) != 0)
+			return rc;
+		if (ns.found) {
+			*delim_r = ns.delim;
+			return 0;
+		}
+	}
+	/* Without NAMESPACE: the delimiter of the root, per RFC 3501 6.3.8. */
+	struct imap_list_entry *v = NULL;
+	size_t n = 0;
+	struct imap_cmd *cmd = cmd_new(c);
+	struct list_ctx lc = { 0 };
+	cmd_text(cmd, "LIST \"\" \"\"");
+	cmd->untagged = list_untagged;
+	cmd->ctx = &lc;
+	rc = cmd_run(c, cmd, res);
+	v = lc.v;
+	n = lc.n;
+	if (rc == 0 && n > 0)
+		*delim_r = v[0].delim;
+	imap_list_free(v, n);
+	return rc;
+}
+
+int imap_enable(struct imap_client *c, const char *exts, struct imap_result *res)
+{
+	if (!(c->caps & CAP_ENABLE))
+		return 0;
+	return imap_simple(c, res, "ENABLE %s", exts);
+}
+
+int imap_id(struct imap_client *c, struct imap_result *res)
+{
+	if (!(c->caps & CAP_ID))
+		return 0;
+	return imap_simple(c, res, "ID (\"name\" \"imapsync-task\" \"version\" \"%s\")",
+			   PACKAGE_VERSION);
+}

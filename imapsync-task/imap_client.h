@@ -117,6 +117,43 @@ int imap_select(struct imap_client *c, const char *mailbox, bool readonly,
 int imap_status(struct imap_client *c, const char *mailbox,
 		struct imap_mailbox *box_r, struct imap_result *res);
 
+/* LIST: one mailbox.  name is as the server sent it (modified UTF-7,
+   or UTF-8 with UTF8=ACCEPT); delim is 0 for a flat namespace. */
+enum imap_mbox_attr {
+	MBOX_NOSELECT = 1u << 0,
+	MBOX_NONEXISTENT = 1u << 1,
+	MBOX_NOINFERIORS = 1u << 2,
+	MBOX_HASCHILDREN = 1u << 3,
+	MBOX_SUBSCRIBED = 1u << 4,
+	MBOX_SENT = 1u << 8,       /* RFC 6154 special use */
+	MBOX_DRAFTS = 1u << 9,
+	MBOX_TRASH = 1u << 10,
+	MBOX_JUNK = 1u << 11,
+	MBOX_ARCHIVE = 1u << 12,
+	MBOX_ALL = 1u << 13,
+	MBOX_FLAGGED = 1u << 14,
+};
+
+struct imap_list_entry {
+	char *name;
+	char delim;
+	unsigned attrs;
+};
+
+/* LIST "" pattern, with RETURN (SPECIAL-USE SUBSCRIBED) when the server
+   has LIST-EXTENDED and SPECIAL-USE.  Free with imap_list_free(). */
+int imap_list(struct imap_client *c, const char *pattern,
+	      struct imap_list_entry **entries_r, size_t *n_r, struct imap_result *res);
+void imap_list_free(struct imap_list_entry *entries, size_t n);
+
+/* NAMESPACE: the first personal namespace's prefix and delimiter
+   ("" and the LIST delimiter when the server lacks NAMESPACE). */
+int imap_namespace(struct imap_client *c, char *prefix, size_t prefix_len,
+		   char *delim_r, struct imap_result *res);
+/* ENABLE extensions (e.g. "CONDSTORE QRESYNC") when offered; ID. */
+int imap_enable(struct imap_client *c, const char *exts, struct imap_result *res);
+int imap_id(struct imap_client *c, struct imap_result *res);
+
 struct uid_list {
 	uint32_t *uids;
 	size_t count, cap;

@@ -235,6 +235,8 @@ static int session_open(const struct options *o, const struct task *t,
 		log_warnx("%s", err);
 		return rc;
 	}
+	struct imap_result res;
+	(void)imap_id(s->remote, &res);   /* courtesy for the remote's logs */
 	client_opts(o, &l->ep, "local (Dovecot master user)", spool, &co);
 	rc = imap_client_connect(&co, &s->local, err, sizeof(err));
 	if (rc == 0)

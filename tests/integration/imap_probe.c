@@ -2,6 +2,8 @@
  * servers, for tests/integration/t_imap_core.py.
  *
  *   imap_probe login                 connect, log in, print capabilities
+ *   imap_probe list                  NAMESPACE, ENABLE, ID, LIST with
+ *                                    special-use attributes
  *   imap_probe fetch N               N pipelined UID FETCH commands over 1:*
  *   imap_probe stream UID            stream one message from the source
  *                                    to the destination's INBOX; print
@@ -190,10 +192,36 @@ int main(int argc, char **argv)
 		imap_client_logout(&c);
 		return 0;
 	}
+	if (argc == 2 && strcmp(argv[1], "list") == 0) {
+		struct imap_client *c = open_side("SRC");
+		struct imap_list_entry *v;
+		struct imap_result res;
+		char prefix[256], delim;
+		size_t n;
+		int rc = imap_namespace(c, prefix, sizeof(prefix), &delim, &res);
+		if (rc == 0)
+			printf("namespace \"%s\" \"%c\"\n", prefix, delim ? delim : '-');
+		if (rc == 0 && (rc = imap_enable(c, "CONDSTORE QRESYNC", &res)) == 0 &&
+		    (rc = imap_id(c, &res)) == 0 && (rc = imap_list(c, "*", &v, &n, &res)) == 0) {
+			for (size_t i = 0; i < n; i++)
+				printf("mailbox \"%s\" \"%c\" %s%s%s%s%s\n", v[i].name,
+				       v[i].delim ? v[i].delim : '-',
+				       v[i].attrs & MBOX_SENT ? "\\Sent " : "",
+				       v[i].attrs & MBOX_DRAFTS ? "\\Drafts " : "",
+				       v[i].attrs & MBOX_TRASH ? "\\Trash " : "",
+				       v[i].attrs & MBOX_JUNK ? "\\Junk " : "",
+				       v[i].attrs & MBOX_SUBSCRIBED ? "\\Subscribed" : "");
+			imap_list_free(v, n);
+		}
+		if (rc != 0)
+			fprintf(stderr, "failed: %s\n", res.text);
+		imap_client_logout(&c);
+		return rc;
+	}
 	if (argc == 3 && strcmp(argv[1], "fetch") == 0)
 		return do_fetch(atoi(argv[2]) > 0 ? atoi(argv[2]) : 1);
 	if (argc == 3 && strcmp(argv[1], "stream") == 0)
 		return do_stream(argv[2]);
-	fprintf(stderr, "usage: imap_probe login | fetch N | stream UID\n");
+	fprintf(stderr, "usage: imap_probe login | list | fetch N | stream UID\n");
 	return 64;
 }

@@ -67,6 +67,29 @@ def test_logins(pair):
            "unknown CA refused with exit 76", output(r))
 
 
+def test_list(pair):
+    mpw = secret_file(pair, "master", pair.master_password)
+    r = probe(side("SRC", pair.local, "alice", "starttls", pair.ca_file, master="vmail",
+                   password_file=mpw), "list")
+    tap.ok(r.returncode == 0 and 'namespace "" "/"' in r.stdout,
+           "local NAMESPACE: personal prefix \"\" with \"/\"", output(r))
+    tap.ok(re.search(r'^mailbox "Sent" "/" \\Sent', r.stdout, re.M) and
+           re.search(r'^mailbox "Junk" "/" \\Junk', r.stdout, re.M) and
+           re.search(r'^mailbox "INBOX" "/"', r.stdout, re.M),
+           "LIST returns special-use attributes (RETURN (SPECIAL-USE))", output(r))
+    with DovecotPair(name="courier", layout="courier") as cp:
+        cp.remote.add_user("cy", "cy-pw")
+        seed(cp.remote, "cy", cp.remote.mailbox_name("Archive/2024"), [make_message(1)])
+        seed(cp.remote, "cy", cp.remote.mailbox_name("Entwürfe"), [make_message(2)])
+        pw = secret_file(cp, "cy", "cy-pw")
+        r = probe(side("SRC", cp.remote, "cy", "starttls", cp.ca_file, password_file=pw), "list")
+        tap.ok(r.returncode == 0 and 'namespace "INBOX." "."' in r.stdout,
+               "Courier-style remote: NAMESPACE prefix INBOX. with '.'", output(r))
+        tap.ok('mailbox "INBOX.Archive.2024" "."' in r.stdout and
+               'mailbox "INBOX.Entw&APw-rfe" "."' in r.stdout,
+               "LIST names as sent: '.' hierarchy, modified UTF-7", output(r))
+
+
 def test_wrong_name():
     with DovecotPair(name="wrongcert", remote_cert="wrong") as pair:
         pair.remote.add_user("alice", "alice-remote")
@@ -168,7 +191,7 @@ def test_stream_50mb(pair):
 
 def main():
     with DovecotPair(name="core") as pair:
-        for t in (test_logins, test_pipelined_fetch, test_stream_50mb):
+        for t in (test_logins, test_list, test_pipelined_fetch, test_stream_50mb):
             try:
                 t(pair)
             except Exception as e:
