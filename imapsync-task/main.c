@@ -305,6 +305,7 @@ static int run_sync(const struct options *o, struct task *t, struct local_config
 		struct sync_env env = {
 			.task = t, .local = l, .remote = s.remote, .local_imap = s.local,
 			.journal = j, .spool_dir = dir, .dry_run = o->dry_run,
+			.progress = isatty(STDERR_FILENO) || o->verbose > 0,
 			.stop = &stop_requested, .now = time(NULL),
 			.last_alive = run_lock_fd >= 0 ? runlog_lock_mtime(run_lock_fd) : 0,
 		};

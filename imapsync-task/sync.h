@@ -31,6 +31,7 @@ struct sync_env {
 	struct journal *journal;
 	const char *spool_dir;
 	bool dry_run;
+	bool progress;                 /* a person is watching: say how far */
 	volatile sig_atomic_t *stop;   /* set by SIGTERM/SIGINT */
 	time_t now;                    /* the run's clock, for older-than */
 	double last_alive;             /* when the previous run last showed

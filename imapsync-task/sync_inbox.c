@@ -1002,7 +1002,10 @@ int sync_inbox(struct sync_env *env, struct sync_counts *counts)
 		if (rc == 0)
 			rc = mark_delivered_seen(env, ruv);
 		i += k;
-		log_debug("%zu/%zu candidates processed", i, cand.count);
+		if (env->progress)
+			log_info("%zu/%zu processed, %llu delivered, %llu MB", i, cand.count,
+				 (unsigned long long)counts->copied,
+				 (unsigned long long)(counts->bytes / 1000000));
 	}
 	if (rc == 0 && env->task->delete_mode == DELETE_AFTER_SYNC)
 		rc = delete_after_sync(env, ruv, counts);
