@@ -582,18 +582,39 @@ static void compact_input(struct imap_client *c)
 	c->in_pos = 0;
 }
 
+/* Hand the buffered input to the parser, up to its next event. */
+static enum imap_parse_result feed_buffered(struct imap_client *c)
+{
+	enum imap_parse_result r = IMAP_PARSE_NEED_MORE;
+	size_t used = 0;
+
+	if (c->in_pos < c->in.len) {
+		r = imap_parser_feed(c->parser, c->in.data + c->in_pos,
+				     c->in.len - c->in_pos, &used);
+		c->in_pos += used;
+	}
+	return r;
+}
+
+/* Append what the peer sends next to the input buffer. */
+static ssize_t fill_input(struct imap_client *c, enum net_status *st_r)
+{
+	ssize_t n;
+
+	compact_input(c);
+	buf_reserve(&c->in, IO_CHUNK);
+	n = net_read(c->conn, c->in.data + c->in.len, IO_CHUNK, c->opts.timeout_ms, st_r);
+	if (n > 0)
+		c->in.len += (size_t)n;
+	return n;
+}
+
 /* Read and handle exactly one response (or fail). */
 static void read_response(struct imap_client *c)
 {
 	for (;;) {
-		size_t used = 0;
-		enum imap_parse_result r = IMAP_PARSE_NEED_MORE;
+		enum imap_parse_result r = feed_buffered(c);
 
-		if (c->in_pos < c->in.len) {
-			r = imap_parser_feed(c->parser, c->in.data + c->in_pos,
-					     c->in.len - c->in_pos, &used);
-			c->in_pos += used;
-		}
 		switch (r) {
 		case IMAP_PARSE_RESPONSE: {
 			const struct imap_response *resp = imap_parser_response(c->parser);
@@ -623,12 +644,8 @@ static void read_response(struct imap_client *c)
 		case IMAP_PARSE_NEED_MORE:
 			break;
 		}
-		compact_input(c);
-		buf_reserve(&c->in, IO_CHUNK);
 		enum net_status st;
-		ssize_t n = net_read(c->conn, c->in.data + c->in.len, IO_CHUNK,
-				     c->opts.timeout_ms, &st);
-		if (n < 0) {
+		if (fill_input(c, &st) < 0) {
 			if (c->bye)
 				client_fail(c, EXIT_TEMPFAIL, "server closed the connection: %s",
 					    c->bye_text);
@@ -636,7 +653,6 @@ static void read_response(struct imap_client *c)
 				client_fail(c, EXIT_TEMPFAIL, "%s", net_error(c->conn));
 			return;
 		}
-		c->in.len += (size_t)n;
 	}
 }
 
@@ -685,14 +701,8 @@ static int cmd_run(struct imap_client *c, struct imap_cmd *cmd, struct imap_resu
 static int read_greeting(struct imap_client *c, char *err, size_t errlen)
 {
 	for (;;) {
-		size_t used = 0;
-		enum imap_parse_result r = IMAP_PARSE_NEED_MORE;
+		enum imap_parse_result r = feed_buffered(c);
 
-		if (c->in_pos < c->in.len) {
-			r = imap_parser_feed(c->parser, c->in.data + c->in_pos,
-					     c->in.len - c->in_pos, &used);
-			c->in_pos += used;
-		}
 		if (r == IMAP_PARSE_RESPONSE) {
 			const struct imap_response *g = imap_parser_response(c->parser);
 			if (g->type != IMAP_RESP_UNTAGGED || g->status == IMAP_STATUS_NONE ||
@@ -723,17 +733,12 @@ static int read_greeting(struct imap_client *c, char *err, size_t errlen)
 				 net_peer(c->conn));
 			return EXIT_PROTOCOL;
 		}
-		compact_input(c);
-		buf_reserve(&c->in, 4096);
 		enum net_status st;
-		ssize_t n = net_read(c->conn, c->in.data + c->in.len, 4096,
-				     c->opts.timeout_ms, &st);
-		if (n < 0) {
+		if (fill_input(c, &st) < 0) {
 			snprintf(err, errlen, "%s: no greeting from %s: %s", c->label,
 				 net_peer(c->conn), net_error(c->conn));
 			return st == NET_ERR_TIMEOUT ? EXIT_UNAVAILABLE : EXIT_TEMPFAIL;
 		}
-		c->in.len += (size_t)n;
 	}
 }
 
