@@ -354,7 +354,8 @@ static int trim_torn_tail(struct journal *j)
 	return rc;
 }
 
-int journal_open(const char *dir, struct journal **j_r, char *err, size_t errlen)
+int journal_open(const char *dir, bool read_only, struct journal **j_r,
+		 char *err, size_t errlen)
 {
 	struct journal *j = xcalloc(1, sizeof(*j));
 	int rc;
@@ -365,9 +366,9 @@ int journal_open(const char *dir, struct journal **j_r, char *err, size_t errlen
 	rc = load_file(j, "state", STATE_MAGIC, false);
 	if (rc == 0)
 		rc = load_file(j, "journal", JOURNAL_MAGIC, true);
-	if (rc == 0)
+	if (rc == 0 && !read_only)
 		rc = trim_torn_tail(j);
-	if (rc == 0)
+	if (rc == 0 && !read_only)
 		rc = journal_open_append(j);
 	if (rc != 0) {
 		snprintf(err, errlen, "%s", j->error);
@@ -565,6 +566,13 @@ int journal_commit(struct journal *j)
 		   never come back, so they need not be remembered. */
 		if (e != NULL && e->state != J_DELETED)
 			format_entry(&b, state_letter[e->state], e);
+	}
+	/* An APPEND left unsettled must stay known as such (the next run
+	   waits for the server to finish it); last, because the D and K
+	   lines above settle the marker when replayed. */
+	if (j->append_in_flight) {
+		struct jentry marker = { .mbox = (char *)"-" };
+		format_entry(&b, 'B', &marker);
 	}
 	/* Order is important!  The new snapshot must be durable under its
 	   final name before the journal it replaces is emptied; a crash in

@@ -38,8 +38,10 @@ struct jentry {
 
 struct journal;
 
-/* Load dir/state, replay dir/journal.  0, or an exit code with err set. */
-int journal_open(const char *dir, struct journal **j_r, char *err, size_t errlen);
+/* Load dir/state, replay dir/journal.  0, or an exit code with err set.
+   read_only: change nothing on disk (status, dry runs); no writes then. */
+int journal_open(const char *dir, bool read_only, struct journal **j_r,
+		 char *err, size_t errlen);
 void journal_close(struct journal **j);
 
 struct jentry *journal_get(struct journal *j, const char *mbox,

@@ -136,7 +136,7 @@ static void emit(enum log_level level, const char *const *fields,
 	char raw[LOG_LINE_MAX], line[LOG_LINE_MAX];
 	int saved = errno;
 
-	if (level == LOGL_DEBUG && log_verbosity < 2)
+	if (level == LOGL_DEBUG && log_verbosity < 1)
 		return;
 	if (level == LOGL_INFO && log_verbosity < 0)
 		return;

@@ -173,7 +173,7 @@ static void client_opts(const struct options *o, const struct endpoint *ep,
 	co->tls_verify = ep->tls_verify;
 	co->timeout_ms = o->timeout_ms;
 	co->spool_dir = spool;
-	co->trace = o->verbose >= 3;
+	co->trace = o->verbose >= 2;
 }
 
 struct session {
@@ -296,7 +296,7 @@ static int run_sync(const struct options *o, struct task *t, struct local_config
 	char err[600];
 	int rc;
 
-	if ((rc = journal_open(dir, &j, err, sizeof(err))) != 0) {
+	if ((rc = journal_open(dir, o->dry_run, &j, err, sizeof(err))) != 0) {
 		log_warnx("%s", err);
 		return rc;
 	}
@@ -375,6 +375,9 @@ static int cmd_run(const struct options *o, int argc, char **argv)
 		 t->remote_user, t->remote.host, t->remote.port, security_name(t->remote.security),
 		 t->local_user);
 	rc = run_sync(o, t, l, dir, &counts);
+	/* Our last sign of life: a server still finishing an APPEND we
+	   could not wait for is given time from here (sync_inbox.c). */
+	runlog_touch(lockfd);
 	if (rc != 0 && rc != EXIT_SKIPPED)
 		counts.errors++;
 	log_summary(t->name, &counts, elapsed(&t0), rc);
@@ -447,6 +450,15 @@ static int cmd_check(const struct options *o, int argc, char **argv)
 		t = task_load(o->config_dir, argv[i], print_config_error, &e);
 		if (t == NULL) {
 			worst = EXIT_CONFIG;
+			continue;
+		}
+		if (t->folders != FOLDERS_INBOX) {
+			/* Valid syntax, but this version cannot run it: say so
+			   now rather than at every timer run. */
+			fprintf(stderr, "%s: folders = %s is not supported by this version yet\n",
+				t->path, folder_mode_name(t->folders));
+			worst = EXIT_CONFIG;
+			task_free(&t);
 			continue;
 		}
 		printf("%s: ok (%s, %s)\n", t->name, folder_mode_name(t->folders),
@@ -566,7 +578,7 @@ static int cmd_status(const struct options *o, int argc, char **argv)
 	}
 	struct stat st;
 	if (stat(dir, &st) == 0) {
-		if ((rc = journal_open(dir, &j, err, sizeof(err))) != 0) {
+		if ((rc = journal_open(dir, true, &j, err, sizeof(err))) != 0) {
 			fprintf(stderr, "state: %s\n", err);
 		} else {
 			printf("\nfolder INBOX: %zu pending, %zu delivered (not yet \\Seen on remote), "
@@ -637,6 +649,16 @@ int main(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(cargc, cargv, "hnvC", longopts, NULL)) != -1) {
 		switch (c) {
+		case 't': {
+			uint32_t secs;
+			if (!str_to_u32(optarg, &secs) || secs == 0 || secs > 86400) {
+				fprintf(stderr, "imapsync-task: --timeout: 1 to 86400 seconds\n");
+				free(default_dir);
+				return EXIT_USAGE;
+			}
+			o.timeout_ms = (int)secs * 1000;
+			break;
+		}
 		case 'n': o.dry_run = true; break;
 		case 'C': o.connect = true; break;
 		case 'v': o.verbose++; break;

@@ -311,8 +311,8 @@ out:
    deliver twice.  So when the journal says an APPEND was unsettled, the
    probe is repeated until every intent is found or RECONCILE_GRACE
    seconds have passed since the previous run's last sign of life (its
-   last write of message data). */
-#define RECONCILE_GRACE 5.0
+   last write of message data, or its exit when it ended by itself). */
+#define RECONCILE_GRACE 10.0
 
 static int reconcile_intents(struct sync_env *env, struct sync_counts *counts)
 {
@@ -712,10 +712,9 @@ static int deliver_batch(struct sync_env *env, uint32_t ruv, const uint32_t *uid
 	struct batch b = { xcalloc(n, sizeof(struct batch_msg)), n };
 	struct batch_msg **todo = xcalloc(n, sizeof(*todo));
 	struct jentry **ents = xcalloc(n, sizeof(*ents));
-	struct jentry **reseen = xcalloc(n, sizeof(*reseen));
 	struct imap_mailbox lbox;
 	struct imap_result res;
-	size_t ntodo = 0, nreseen = 0;
+	size_t ntodo = 0;
 	int rc;
 
 	for (size_t i = 0; i < n; i++)
@@ -776,7 +775,6 @@ static int deliver_batch(struct sync_env *env, uint32_t ruv, const uint32_t *uid
 				rc = journal_failed(env, rc);
 				goto out;
 			}
-			reseen[nreseen++] = e;
 			counts->reconciled++;
 			continue;
 		}
@@ -813,12 +811,9 @@ static int deliver_batch(struct sync_env *env, uint32_t ruv, const uint32_t *uid
 		}
 	}
 out:
-	(void)reseen;
-	(void)nreseen;
 	batch_free(&b);
 	free(todo);
 	free(ents);
-	free(reseen);
 	return rc;
 }
 

@@ -300,7 +300,9 @@ def test_sigterm(pair):
     r = te.run()
     tap.ok(r.returncode == 0, "the next run resumes", output(r))
     ids = local_ids(pair, "ivy")
-    tap.ok(ids == collections.Counter(msgid(m) for m in msgs), "every message local exactly once")
+    want = collections.Counter(msgid(m) for m in msgs)
+    tap.ok(ids == want, "every message local exactly once",
+           f"missing={len(want - ids)} {list(want - ids)[:5]} extra={len(ids - want)} {list(ids - want)[:5]}")
 
 
 def test_sieve(pair):

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "exitcode.h"
 #include "journal.h"
@@ -43,7 +44,7 @@ static void test_roundtrip(void)
 	char name[] = "Archive/2024 & more%";
 
 	reset_dir();
-	ok(journal_open(dir, &j, err, sizeof(err)) == 0, "open empty state");
+	ok(journal_open(dir, false, &j, err, sizeof(err)) == 0, "open empty state");
 	struct jentry t = { .mbox = name, .ruv = 7, .ruid = 42, .size = 1234,
 			    .hash = 0xdeadbeefcafef00dULL, .luv = 9, .luidnext = 100 };
 	ok(journal_intent(j, &t) == 0 && journal_sync(j) == 0, "intent written and synced");
@@ -57,7 +58,7 @@ static void test_roundtrip(void)
 	ok(journal_skipped(j, "INBOX", 7, 5, 99) == 0, "skip recorded");
 	journal_close(&j);
 
-	ok(journal_open(dir, &j, err, sizeof(err)) == 0, "reopen replays the journal");
+	ok(journal_open(dir, false, &j, err, sizeof(err)) == 0, "reopen replays the journal");
 	e = journal_get(j, name, 7, 42);
 	ok(e != NULL && e->state == J_DELIVERED && e->luid == 101 && e->size == 1234 &&
 	   e->hash == 0xdeadbeefcafef00dULL, "delivered entry replayed with every field");
@@ -66,13 +67,13 @@ static void test_roundtrip(void)
 	ok(journal_seen(j, e) == 0 && journal_commit(j) == 0, "seen + commit");
 	journal_close(&j);
 
-	ok(journal_open(dir, &j, err, sizeof(err)) == 0, "reopen from snapshot");
+	ok(journal_open(dir, false, &j, err, sizeof(err)) == 0, "reopen from snapshot");
 	e = journal_get(j, name, 7, 42);
 	ok(e != NULL && e->state == J_SEEN, "snapshot keeps the seen state");
 	ok(journal_deleted(j, e) == 0 && journal_commit(j) == 0, "deleted + commit");
 	ok(journal_get(j, name, 7, 42) == NULL, "deleted entries are dropped at commit");
 	journal_close(&j);
-	ok(journal_open(dir, &j, err, sizeof(err)) == 0 && journal_get(j, name, 7, 42) == NULL,
+	ok(journal_open(dir, false, &j, err, sizeof(err)) == 0 && journal_get(j, name, 7, 42) == NULL,
 	   "and stay dropped after reopening");
 	journal_close(&j);
 }
@@ -84,7 +85,7 @@ static void test_many(void)
 	bool all = true;
 
 	reset_dir();
-	journal_open(dir, &j, err, sizeof(err));
+	journal_open(dir, false, &j, err, sizeof(err));
 	for (uint32_t i = 1; i <= 5000; i++) {
 		struct jentry t = { .mbox = (char *)"INBOX", .ruv = 1, .ruid = i, .size = i };
 		journal_intent(j, &t);
@@ -92,7 +93,7 @@ static void test_many(void)
 			journal_abandon(j, journal_get(j, "INBOX", 1, i));
 	}
 	journal_close(&j);
-	journal_open(dir, &j, err, sizeof(err));
+	journal_open(dir, false, &j, err, sizeof(err));
 	for (uint32_t i = 1; i <= 5000; i++) {
 		struct jentry *e = journal_get(j, "INBOX", 1, i);
 		if ((i % 3 == 0) != (e == NULL) || (e != NULL && e->size != i))
@@ -101,6 +102,51 @@ static void test_many(void)
 	ok(all, "5000 entries with removals replay exactly");
 	ok(journal_count(j, J_INTENT) == 5000 - 5000 / 3, "count by state");
 	journal_close(&j);
+}
+
+static void test_in_flight_marker(void)
+{
+	struct journal *j;
+	char err[512];
+
+	reset_dir();
+	journal_open(dir, false, &j, err, sizeof(err));
+	struct jentry t = { .mbox = (char *)"INBOX", .ruv = 1, .ruid = 9, .size = 5 };
+	journal_intent(j, &t);
+	journal_skipped(j, "INBOX", 1, 8, 3);
+	ok(journal_append_started(j, "INBOX") == 0 && journal_append_in_flight(j),
+	   "APPEND marked as started");
+	ok(journal_commit(j) == 0, "commit with an APPEND unsettled");
+	journal_close(&j);
+	ok(journal_open(dir, false, &j, err, sizeof(err)) == 0 && journal_append_in_flight(j),
+	   "the snapshot keeps the in-flight marker");
+	ok(journal_delivered(j, journal_get(j, "INBOX", 1, 9), 2, 3) == 0 &&
+	   !journal_append_in_flight(j), "a delivered line settles it");
+	ok(journal_commit(j) == 0, "commit");
+	journal_close(&j);
+	ok(journal_open(dir, false, &j, err, sizeof(err)) == 0 && !journal_append_in_flight(j),
+	   "and it stays settled after reopening");
+	journal_close(&j);
+}
+
+static void test_read_only(void)
+{
+	struct journal *j;
+	char err[512];
+	char *path = xasprintf("%s/journal", dir);
+
+	reset_dir();
+	ok(journal_open(dir, true, &j, err, sizeof(err)) == 0, "read-only open of an empty state");
+	ok(access(path, F_OK) != 0, "creates no journal file");
+	journal_close(&j);
+	write_text("journal", "imapsync-task-journal 1\nI INBOX 1 2 10 00000000000000aa 3 0 5\nD INBOX");
+	ok(journal_open(dir, true, &j, err, sizeof(err)) == 0 && journal_get(j, "INBOX", 1, 2) != NULL,
+	   "read-only open replays");
+	journal_close(&j);
+	struct stat st;
+	ok(stat(path, &st) == 0 && st.st_size == (off_t)strlen("imapsync-task-journal 1\nI INBOX 1 2 10 00000000000000aa 3 0 5\nD INBOX"),
+	   "and leaves a torn tail as it found it");
+	free(path);
 }
 
 static void test_damage(void)
@@ -112,33 +158,33 @@ static void test_damage(void)
 	write_text("journal", "imapsync-task-journal 1\n"
 		   "I INBOX 1 2 10 00000000000000aa 3 0 5\n"
 		   "D INBOX 1 2 10 00000000000000aa 3 7");
-	ok(journal_open(dir, &j, err, sizeof(err)) == 0, "torn last line is tolerated");
+	ok(journal_open(dir, false, &j, err, sizeof(err)) == 0, "torn last line is tolerated");
 	struct jentry *e = j ? journal_get(j, "INBOX", 1, 2) : NULL;
 	ok(e != NULL && e->state == J_INTENT, "torn step is treated as not done");
 	struct jentry t = { .mbox = (char *)"INBOX", .ruv = 1, .ruid = 3 };
 	ok(j != NULL && journal_intent(j, &t) == 0, "appending after a torn tail works");
 	journal_close(&j);
-	ok(journal_open(dir, &j, err, sizeof(err)) == 0 && journal_get(j, "INBOX", 1, 3) != NULL,
+	ok(journal_open(dir, false, &j, err, sizeof(err)) == 0 && journal_get(j, "INBOX", 1, 3) != NULL,
 	   "new line after the repaired tail replays");
 	journal_close(&j);
 
 	reset_dir();
 	write_text("journal", "imapsync-task-journal 99\n");
-	ok(journal_open(dir, &j, err, sizeof(err)) == EXIT_DATAERR, "unknown version refused");
+	ok(journal_open(dir, false, &j, err, sizeof(err)) == EXIT_DATAERR, "unknown version refused");
 	ok(strstr(err, "incompatible") != NULL, "and the error says so: %s", err);
 
 	reset_dir();
 	write_text("journal", "imapsync-task-journal 1\nI INBOX one 2 10 aa 3 0 5\n");
-	ok(journal_open(dir, &j, err, sizeof(err)) == EXIT_DATAERR, "malformed entry refused");
+	ok(journal_open(dir, false, &j, err, sizeof(err)) == EXIT_DATAERR, "malformed entry refused");
 	ok(strstr(err, ":2:") != NULL, "error names the line: %s", err);
 
 	reset_dir();
 	write_text("state", "imapsync-task-state 1\nS INBOX 1 2 10 aa 3 4");
-	ok(journal_open(dir, &j, err, sizeof(err)) == EXIT_DATAERR, "truncated snapshot refused");
+	ok(journal_open(dir, false, &j, err, sizeof(err)) == EXIT_DATAERR, "truncated snapshot refused");
 
 	reset_dir();
 	write_text("journal", "imapsync-task-journal 1\nQ INBOX 1 2 10 aa 3 0 5\n");
-	ok(journal_open(dir, &j, err, sizeof(err)) == EXIT_DATAERR, "unknown record letter refused");
+	ok(journal_open(dir, false, &j, err, sizeof(err)) == EXIT_DATAERR, "unknown record letter refused");
 }
 
 int main(void)
@@ -148,6 +194,8 @@ int main(void)
 	test_roundtrip();
 	test_many();
 	test_damage();
+	test_read_only();
+	test_in_flight_marker();
 	reset_dir();
 	rmdir(dir);
 	return tap_done();
