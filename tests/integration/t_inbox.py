@@ -364,9 +364,39 @@ def test_lmtp(pair):
     tap.ok(r.returncode == 0 and summary(r) == (0, 0, 0), "rerun copies nothing", output(r))
 
 
+def test_uidvalidity(pair):
+    """The remote INBOX is rebuilt (new UIDVALIDITY) and its flags lost:
+    mail delivered before is matched by content, not delivered again."""
+    pair.remote.add_user("lena", "lena-pw")
+    pair.local.add_user("lena", "lena-local")
+    msgs = [make_message(9700 + i, size=900 + 50 * i) for i in range(5)]
+    seed(pair.remote, "lena", "INBOX", msgs)
+    te = TaskEnv(pair, "lena")
+    r = te.run()
+    tap.ok(r.returncode == 0 and summary(r) == (5, 0, 0), "UIDVALIDITY case: 5 copied first",
+           output(r))
+    conn = imap(pair.remote, "lena")
+    conn.select("INBOX")
+    conn.uid("STORE", "1:*", "-FLAGS", "(\\Seen)")
+    conn.logout()
+    pair.remote.doveadm("mailbox", "update", "--uid-validity", "4242", "-u", "lena", "INBOX")
+    new = make_message(9799)
+    seed(pair.remote, "lena", "INBOX", [new])
+    r = te.run()
+    tap.ok(r.returncode == 0 and summary(r) == (1, 0, 0) and "reconciled=5" in output(r),
+           "after a UIDVALIDITY change only the new message is delivered, 5 matched by content",
+           output(r))
+    tap.ok("UIDVALIDITY is now 4242" in output(r), "the change is logged", output(r))
+    ids = local_ids(pair, "lena")
+    tap.ok(ids == collections.Counter(msgid(m) for m in msgs + [new]),
+           "no redelivery storm: every message local exactly once", ids)
+    tap.ok(all("\\Seen" in m["flags"] for m in read_mailbox(pair.remote, "lena", "INBOX")),
+           "the matched messages are \\Seen again on the remote")
+
+
 def main():
     with DovecotPair(name="inbox") as pair:
-        for t in (test_basic, test_sieve, test_lmtp, test_crash, test_after_sync, test_older_than, test_quota,
+        for t in (test_basic, test_sieve, test_lmtp, test_uidvalidity, test_crash, test_after_sync, test_older_than, test_quota,
                   test_auth, test_lock, test_sigterm):
             try:
                 t(pair)
