@@ -138,7 +138,8 @@ def rss_limit_kib():
     quarantine cost more than the program itself): either way far below
     the 50 MiB message."""
     with open(BIN, "rb") as f:
-        asan = b"AddressSanitizer" in f.read()
+        data = f.read()
+    asan = b"__asan_init" in data or b"AddressSanitizer" in data
     return (32 if asan else 16) * 1024
 
 
