@@ -65,7 +65,7 @@ static struct imap_client *open_side(const char *prefix)
 		     strcmp(sec, "none") == 0 ? SECURITY_NONE : SECURITY_STARTTLS;
 	o.ca_file = env(prefix, "CA", NULL);
 	o.tls_verify = strcmp(env(prefix, "VERIFY", "yes"), "no") != 0;
-	o.timeout_ms = 30000;
+	o.timeout_ms = 1000 * atoi(env(prefix, "TIMEOUT", "30"));
 	o.spool_dir = env(prefix, "SPOOL", "/tmp");
 	rc = imap_client_connect(&o, &c, err, sizeof(err));
 	if (rc == 0) {
