@@ -570,6 +570,15 @@ def check_dovecot_import(c, exec_path, conf_dir, passwords):
         got = dovecot.read_mailbox(pair.local, "alice", "INBOX", master=True)
         ok(sorted(m["bytes"] for m in got) == sorted(sent),
            "the 3 messages arrived byte for byte (%d in the local INBOX)" % len(got))
+        # The summary is a structured journal record an admin can query.
+        rec = c.journal("_SYSTEMD_UNIT=imapsync-task@dove.service", "TASK=dove", "COPIED=3",
+                        until=lambda es: any(e.get("VERDICT") == "ok" for e in es))
+        rec = [e for e in rec if e.get("VERDICT") == "ok"]
+        ok(rec and rec[-1].get("EXIT_CODE") == "0" and rec[-1].get("SKIPPED") == "0" and
+           "summary: task=dove copied=3" in str(rec[-1].get("MESSAGE", "")),
+           "journal record with TASK=dove COPIED=3 VERDICT=ok EXIT_CODE=0 (%s)" %
+           {k: v for k, v in (rec[-1] if rec else {}).items()
+            if k in ("TASK", "COPIED", "BYTES", "VERDICT", "EXIT_CODE")})
 
         status, msgs = run_instance(c, "imapsync-task@dove.service")
         summary = [m for m in msgs if "summary:" in m]
@@ -583,8 +592,7 @@ def check_dovecot_import(c, exec_path, conf_dir, passwords):
     whole = c.enter(["journalctl", "--no-pager", "-b", "-o", "cat"], check=True).stdout
     ok(not any(pw in whole for pw in passwords.values()),
        "still no password anywhere in the journal")
-    # TODO(worker): folders = all, delivery = lmtp (socket and TCP) and
-    # sieve, delete = after-sync, once the worker has them.
+    # TODO(worker): folders = all once the worker has it.
 
 
 # --- main --------------------------------------------------------------------
