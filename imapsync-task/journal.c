@@ -504,6 +504,15 @@ int journal_abandon(struct journal *j, struct jentry *e)
 	return rc;
 }
 
+int journal_forget(struct journal *j, struct jentry *e)
+{
+	int rc = append_line(j, 'A', e);
+
+	if (rc == 0)
+		remove_entry(j, e);
+	return rc;
+}
+
 int journal_seen(struct journal *j, struct jentry *e)
 {
 	return transition(j, e, 'S', J_SEEN);

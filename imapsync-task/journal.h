@@ -57,6 +57,10 @@ size_t journal_count(const struct journal *j, enum jstate state);
 int journal_intent(struct journal *j, const struct jentry *e);
 int journal_delivered(struct journal *j, struct jentry *e, uint32_t luv, uint32_t luid);
 int journal_abandon(struct journal *j, struct jentry *e);
+/* Drop an entry that can no longer matter (its remote message is gone,
+   or it was re-keyed after a UIDVALIDITY change).  Same record as an
+   abandon: the entry is simply no longer known. */
+int journal_forget(struct journal *j, struct jentry *e);
 int journal_seen(struct journal *j, struct jentry *e);
 int journal_filtering(struct journal *j, struct jentry *e);
 int journal_filtered(struct journal *j, struct jentry *e);

@@ -514,19 +514,78 @@ static int mark_delivered_seen(struct sync_env *env, uint32_t ruv)
    what keeps a UIDVALIDITY change from causing a redelivery storm. */
 struct stale_set {
 	struct jentry **v;
-	size_t n;
+	size_t n, cap;
+	uint32_t ruv;     /* the current UIDVALIDITY: others are stale */
 };
 
 static void collect_stale(void *ctx, struct jentry *e)
 {
-	struct stale_set *s = ((void **)ctx)[0];
-	uint32_t ruv = *(uint32_t *)((void **)ctx)[1];
+	struct stale_set *s = ctx;
 
-	if (strcmp(e->mbox, INBOX) != 0 || e->ruv == ruv ||
+	if (strcmp(e->mbox, INBOX) != 0 || e->ruv == s->ruv ||
 	    (e->state != J_DELIVERED && e->state != J_SEEN))
 		return;
-	s->v = xreallocarray(s->v, s->n + 1, sizeof(*s->v));
+	if (s->n == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 64;
+		s->v = xreallocarray(s->v, s->cap, sizeof(*s->v));
+	}
 	s->v[s->n++] = e;
+}
+
+/* After a complete run under the new UIDVALIDITY every old message that
+   came back as a candidate has been matched; the rest kept their \Seen
+   flag and will not come back, so their old entries are dropped. */
+static int forget_stale(struct sync_env *env, struct stale_set *s)
+{
+	size_t n = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < s->n && rc == 0; i++) {
+		if (s->v[i] == NULL)
+			continue;
+		rc = journal_forget(env->journal, s->v[i]);
+		s->v[i] = NULL;
+		n++;
+	}
+	if (rc != 0)
+		return journal_failed(env, rc);
+	if (n > 0)
+		log_info("forgot %zu entries recorded under the previous UIDVALIDITY", n);
+	return 0;
+}
+
+/* Entries whose remote message no longer exists can never matter again:
+   drop them, so the state does not grow with every message ever taken.
+   Only with ESEARCH, whose answer stays one short line however large
+   the mailbox is. */
+static int forget_gone(struct sync_env *env, uint32_t ruv)
+{
+	struct uid_list all;
+	struct imap_result res;
+	struct entry_list seen, skipped;
+	int rc;
+
+	if (env->dry_run || !imap_client_has_cap(env->remote, CAP_ESEARCH))
+		return 0;
+	rc = imap_uid_search(env->remote, "ALL", &all, &res);
+	if (rc != 0) {
+		uid_list_free(&all);
+		return cmd_failed(env, env->remote, rc, &res, "UID SEARCH ALL");
+	}
+	entries_in_state(env, J_SEEN, ruv, false, &seen);
+	entries_in_state(env, J_SKIPPED, ruv, false, &skipped);
+	for (size_t i = 0; i < skipped.n; i++)
+		entry_list_add(&seen, skipped.v[i]);
+	for (size_t i = 0; i < seen.n && rc == 0; i++) {
+		uint32_t uid = seen.v[i]->ruid;
+		if (bsearch(&uid, all.uids, all.count, sizeof(uint32_t), cmp_u32_asc) == NULL &&
+		    (rc = journal_forget(env->journal, seen.v[i])) != 0)
+			rc = journal_failed(env, rc);
+	}
+	free(seen.v);
+	free(skipped.v);
+	uid_list_free(&all);
+	return rc;
 }
 
 static struct jentry *stale_match(struct stale_set *s, uint64_t size, uint64_t hash)
@@ -770,8 +829,10 @@ static int deliver_batch(struct sync_env *env, uint32_t ruv, const uint32_t *uid
 		}
 		struct jentry *e = journal_get(env->journal, INBOX, ruv, m->uid);
 		if (old != NULL) {
-			/* Same content delivered under the old UIDVALIDITY. */
-			if ((rc = journal_delivered(env->journal, e, old->luv, old->luid)) != 0) {
+			/* Same content delivered under the old UIDVALIDITY: the
+			   entry moves to the new key. */
+			if ((rc = journal_delivered(env->journal, e, old->luv, old->luid)) != 0 ||
+			    (rc = journal_forget(env->journal, old)) != 0) {
 				rc = journal_failed(env, rc);
 				goto out;
 			}
@@ -966,8 +1027,8 @@ int sync_inbox(struct sync_env *env, struct sync_counts *counts)
 	if ((rc = mark_delivered_seen(env, ruv)) != 0)
 		return rc;
 
-	void *sctx[2] = { &stale, &ruv };
-	journal_foreach(env->journal, collect_stale, sctx);
+	stale.ruv = ruv;
+	journal_foreach(env->journal, collect_stale, &stale);
 	if (stale.n > 0)
 		log_msg(LOGL_WARNING, "remote INBOX UIDVALIDITY is now %u; %zu message(s) recorded "
 			"under an earlier one are matched by content, not redelivered", ruv, stale.n);
@@ -1006,6 +1067,10 @@ int sync_inbox(struct sync_env *env, struct sync_counts *counts)
 		rc = delete_after_sync(env, ruv, counts);
 	else if (rc == 0 && env->task->delete_mode == DELETE_OLDER_THAN)
 		rc = delete_older_than(env, ruv, counts);
+	if (rc == 0 && !env->dry_run)
+		rc = forget_stale(env, &stale);
+	if (rc == 0)
+		rc = forget_gone(env, ruv);
 out:
 	free(stale.v);
 	uid_list_free(&cand);

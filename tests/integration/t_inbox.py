@@ -109,6 +109,18 @@ def test_basic(pair):
     ls = te.cmd("list")
     tap.ok(ls.returncode == 0 and re.search(r"^bob\s+inbox\s+15min\s+\S+ \S+\s+ok\s+1\s", ls.stdout, re.M),
            "list shows mode, schedule, last result and counts", output(ls))
+    # Another client expunges 2 taken messages on the remote: their
+    # entries can never matter again and leave the state.
+    conn = imap(pair.remote, "bob")
+    conn.select("INBOX")
+    conn.uid("STORE", f"{remote[2]['uid']},{remote[3]['uid']}", "+FLAGS", "(\\Deleted)")
+    conn.expunge()
+    conn.logout()
+    r5 = te.run()
+    st2 = te.cmd("status", "bob")
+    tap.ok(r5.returncode == 0 and summary(r5) == (0, 0, 0) and
+           "8 delivered and \\Seen" in st2.stdout,
+           "entries of messages gone from the remote are dropped (10 -> 8)", output(st2))
     for r in (dry, r, r2, r3, r4, st, ls):
         if "remote-Pw" in output(r) or pair.master_password in output(r):
             tap.ok(False, "no password in any output")
