@@ -10,7 +10,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define MSGBODY_MEM_MAX (1024 * 1024)
+/* A batch holds up to 64 bodies: 64 x 256 KiB bounds what sits in RAM. */
+#define MSGBODY_MEM_MAX (256 * 1024)
 
 struct msgbody;
 
