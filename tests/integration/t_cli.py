@@ -129,6 +129,20 @@ def main():
         tap.ok(re.search(r"^good\s+inbox\s+15min\s+\S+ \S+\s+unavailable", r.stdout, re.M),
                "list shows the last result", output(r))
 
+        # State that cannot be replayed: refuse to guess (65), say how to rebuild.
+        with open(os.path.join(state, "good", "journal"), "w") as f:
+            f.write("imapsync-task-journal 99\n")
+        r = run("--config-dir", etc, "--state-dir", state, "--timeout", "3", "run", "good")
+        tap.ok(r.returncode == 65 and "incompatible" in r.stderr and "rebuild" in r.stderr,
+               "an unknown journal version: exit 65, with how to rebuild", output(r))
+        os.unlink(os.path.join(state, "good", "journal"))
+        # A state directory that cannot be created: 74.
+        blocker = os.path.join(base, "notadir")
+        write(blocker, "x")
+        r = run("--config-dir", etc, "--state-dir", blocker, "--timeout", "3", "run", "good")
+        tap.ok(r.returncode == 74 and "state directory" in r.stderr,
+               "a state directory that cannot be created: exit 74", output(r))
+
         # $STATE_DIRECTORY as systemd sets it (StateDirectory=imapsync-task/good).
         sd = os.path.join(base, "sd", "good")
         os.makedirs(sd)

@@ -257,6 +257,26 @@ def test_quota(pair):
            ids)
 
 
+def test_too_big(pair):
+    pair.remote.add_user("mike", "mike-pw")
+    pair.local.add_user("mike", "mike-local", max_mail_size=8000)
+    small, big = make_message(9600, size=2000), make_message(9601, size=30000)
+    seed(pair.remote, "mike", "INBOX", [small, big, make_message(9602, size=3000)])
+    te = TaskEnv(pair, "mike")
+    r = te.run()
+    tap.ok(r.returncode == 2, "a message the local server refuses as too big: exit 2", output(r))
+    tap.ok(summary(r) == (2, 1, 0) and "skipped" in output(r),
+           "summary: 2 copied, 1 skipped, and the log says which", output(r))
+    flags = remote_flags(pair, "mike")
+    tap.ok("\\Seen" not in flags[msgid(big)] and "\\Seen" in flags[msgid(small)],
+           "the skipped message stays unseen on the remote; the others are \\Seen")
+    r = te.run()
+    tap.ok(r.returncode == 0 and summary(r) == (0, 0, 0),
+           "the skip is recorded: the next run does not retry it every time", output(r))
+    st = te.cmd("status", "mike")
+    tap.ok("1 skipped" in st.stdout, "status shows the skipped message", output(st))
+
+
 def test_auth(pair):
     pair.remote.add_user("gina", "gina-right")
     pair.local.add_user("gina", "gina-local")
@@ -412,6 +432,7 @@ def test_uidvalidity(pair):
 def main():
     with DovecotPair(name="inbox") as pair:
         for t in (test_basic, test_sieve, test_lmtp, test_uidvalidity, test_crash, test_after_sync, test_older_than, test_quota,
+                  test_too_big,
                   test_auth, test_lock, test_sigterm):
             try:
                 t(pair)

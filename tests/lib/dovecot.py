@@ -529,21 +529,24 @@ class DovecotServer:
 
     # -- users ------------------------------------------------------------
 
-    def add_user(self, name, password=None, quota_bytes=None):
+    def add_user(self, name, password=None, quota_bytes=None, max_mail_size=None):
         """Create (or update) a user, home owned by the mail account.
         Returns the password (random when not given).  Works while the
         server runs: a new user at once, a changed one within about a
-        second (see _write_passwd).  quota_bytes: local only."""
+        second (see _write_passwd).  quota_bytes, max_mail_size (the
+        largest message the user may receive: APPEND answers NO [LIMIT]):
+        local only."""
         if password is None:
             password = _random_password()
         if not re.fullmatch(r"[A-Za-z0-9_+-][A-Za-z0-9._+-]*", name):
             raise ValueError(f"user name {name!r}: use letters, digits, . _ + -")
         if not password or any(c in password for c in ":\n\r\0"):
             raise ValueError(f"password {password!r} not usable in a passwd-file")
-        if quota_bytes is not None and self.role != "local":
+        if (quota_bytes is not None or max_mail_size is not None) and self.role != "local":
             raise ValueError("quota is only configured on the local server")
         with self._lock:
-            self.users[name] = {"password": password, "quota_bytes": quota_bytes}
+            self.users[name] = {"password": password, "quota_bytes": quota_bytes,
+                                "max_mail_size": max_mail_size}
             home = self.home(name)
             os.makedirs(home, exist_ok=True)
             os.chown(home, self.uid, self.gid)
@@ -591,6 +594,8 @@ class DovecotServer:
             # storage=0 is "no limit"; it must be said, or Maildir++ quota
             # keeps the last limit it wrote into maildirsize.
             extra = f"userdb_quota_rule=*:storage={int(u['quota_bytes'] or 0)}B"
+            if u.get("max_mail_size"):
+                extra += f" userdb_quota_max_mail_size={int(u['max_mail_size'])}B"
         path = self.passwd_path(name)
         existed = os.path.exists(path)
         self._write_secret_file(
