@@ -24,6 +24,12 @@ struct journal {
 	char error[512];
 };
 
+/* A full disk (or quota) is 73, like a full mailbox; other errors 74. */
+static int io_exit_code(int err)
+{
+	return err == ENOSPC || err == EDQUOT ? EXIT_CANTCREAT : EXIT_IOERR;
+}
+
 /* ------------------------------------------------------------------ */
 /* the table                                                           */
 
@@ -325,7 +331,7 @@ static int journal_open_append(struct journal *j)
 			snprintf(j->error, sizeof(j->error), "cannot write %s: %s", path,
 				 strerror(errno));
 			free(path);
-			return errno == ENOSPC ? EXIT_CANTCREAT : EXIT_IOERR;
+			return io_exit_code(errno);
 		}
 	}
 	free(path);
@@ -426,7 +432,7 @@ static int append_line(struct journal *j, char letter, const struct jentry *e)
 	if (write_full(j->fd, b.data, b.len) < 0) {
 		snprintf(j->error, sizeof(j->error), "cannot write %s/journal: %s", j->dir,
 			 strerror(errno));
-		rc = errno == ENOSPC || errno == EDQUOT ? EXIT_CANTCREAT : EXIT_IOERR;
+		rc = io_exit_code(errno);
 	}
 	buf_free(&b);
 	return rc;
@@ -453,7 +459,7 @@ int journal_sync(struct journal *j)
 	if (fdatasync(j->fd) < 0) {
 		snprintf(j->error, sizeof(j->error), "cannot sync %s/journal: %s", j->dir,
 			 strerror(errno));
-		return errno == ENOSPC ? EXIT_CANTCREAT : EXIT_IOERR;
+		return io_exit_code(errno);
 	}
 	return 0;
 }
@@ -591,7 +597,7 @@ int journal_commit(struct journal *j)
 	journal_killpoint();
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0 || write_full(fd, b.data, b.len) < 0 || fsync(fd) < 0) {
-		rc = errno == ENOSPC ? EXIT_CANTCREAT : EXIT_IOERR;
+		rc = io_exit_code(errno);
 		snprintf(j->error, sizeof(j->error), "cannot write %s: %s", tmp, strerror(errno));
 		goto out;
 	}
@@ -607,7 +613,7 @@ int journal_commit(struct journal *j)
 	if (ftruncate(j->fd, 0) < 0 ||
 	    write_full(j->fd, JOURNAL_MAGIC "\n", sizeof(JOURNAL_MAGIC)) < 0 ||
 	    fdatasync(j->fd) < 0) {
-		rc = EXIT_IOERR;
+		rc = io_exit_code(errno);
 		snprintf(j->error, sizeof(j->error), "cannot reset %s: %s", jpath, strerror(errno));
 	}
 	/* Deleted entries are now only in the old journal, which is gone. */

@@ -325,10 +325,12 @@ static int run_sync(const struct options *o, struct task *t, struct local_config
 	}
 	/* Fold the journal into the snapshot even after a failure: every
 	   line in it is a completed step. */
-	if (!o->dry_run && journal_commit(j) != 0) {
+	int crc = o->dry_run ? 0 : journal_commit(j);
+	if (crc != 0) {
+		/* 73 for a full disk, 74 for other I/O errors. */
 		log_warnx("state: %s", journal_error(j));
 		if (rc == 0)
-			rc = EXIT_IOERR;
+			rc = crc;
 	}
 	journal_close(&j);
 	session_close(&s);

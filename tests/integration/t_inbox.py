@@ -277,6 +277,62 @@ def test_too_big(pair):
     tap.ok("1 skipped" in st.stdout, "status shows the skipped message", output(st))
 
 
+def fill(path):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while os.write(fd, b"\0" * 4096) > 0:
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def test_disk_full(pair):
+    """The state directory's disk is full: the run stops before acting
+    when its journal cannot be written (exit 73), or stops with 73/74 at
+    the first write that fails, never with a message delivered that the
+    journal does not know may be; with room again the next run converges
+    to exactly one copy of everything."""
+    pair.remote.add_user("nora", "nora-pw")
+    pair.local.add_user("nora", "nora-local")
+    first = [make_message(9800 + i) for i in range(3)]
+    seed(pair.remote, "nora", "INBOX", first)
+    te = TaskEnv(pair, "nora")
+    mnt = os.path.join(te.base, "small")
+    os.makedirs(mnt)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k,mode=0700", "tmpfs", mnt], check=True)
+    try:
+        te.state_dir = mnt
+        filler = os.path.join(mnt, "filler")
+        fill(filler)
+        r = te.run()
+        tap.ok(r.returncode == 73 and "No space left" in output(r),
+               "a journal that cannot be written: exit 73, and it says why", output(r))
+        tap.ok(sum(local_ids(pair, "nora").values()) == 0 and
+               all("\\Seen" not in f for f in remote_flags(pair, "nora").values()),
+               "nothing was delivered or marked \\Seen without a journal")
+        os.unlink(filler)
+        r = te.run()
+        tap.ok(r.returncode == 0 and summary(r) == (3, 0, 0), "with room: the 3 arrive", output(r))
+
+        later = [make_message(9850 + i, size=4000) for i in range(5)]
+        seed(pair.remote, "nora", "INBOX", later)
+        fill(filler)
+        r = te.run()
+        tap.ok(r.returncode == 73 and "No space left" in output(r),
+               "disk full in the middle of a run: exit 73, and it says why", output(r))
+        os.unlink(filler)
+        r = te.run()
+        tap.ok(r.returncode == 0, "with room again the next run succeeds", output(r))
+        tap.ok(local_ids(pair, "nora") == collections.Counter(msgid(m) for m in first + later),
+               "every message local exactly once")
+        tap.ok(all("\\Seen" in f for f in remote_flags(pair, "nora").values()),
+               "every remote message \\Seen")
+    finally:
+        subprocess.run(["umount", "-l", mnt])
+
+
 def test_auth(pair):
     pair.remote.add_user("gina", "gina-right")
     pair.local.add_user("gina", "gina-local")
@@ -432,7 +488,7 @@ def test_uidvalidity(pair):
 def main():
     with DovecotPair(name="inbox") as pair:
         for t in (test_basic, test_sieve, test_lmtp, test_uidvalidity, test_crash, test_after_sync, test_older_than, test_quota,
-                  test_too_big,
+                  test_too_big, test_disk_full,
                   test_auth, test_lock, test_sigterm):
             try:
                 t(pair)
