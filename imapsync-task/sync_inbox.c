@@ -673,10 +673,16 @@ static int append_batch(struct sync_env *env, struct batch_msg **msgs, struct je
 	/* A tagged NO: nothing of this command was saved (RFC 3502 for
 	   MULTIAPPEND, RFC 3501 for a single APPEND). */
 	bool atomic = n == 1 || imap_client_has_cap(env->local_imap, CAP_MULTIAPPEND);
+	uint32_t ruv = ents[0]->ruv;  /* the entries go with the abandon */
 	if (atomic) {
-		for (size_t i = 0; i < n; i++)
-			if (journal_abandon(env->journal, ents[i]) != 0)
-				return journal_failed(env, EXIT_IOERR);
+		for (size_t i = 0; i < n; i++) {
+			int jrc = journal_abandon(env->journal, ents[i]);
+			ents[i] = NULL;
+			if (jrc != 0) {
+				rc = journal_failed(env, jrc);
+				goto out;
+			}
+		}
 	}
 	if (res.scope == IMAP_SCOPE_MESSAGE && n > 1 && atomic) {
 		/* One message spoiled the transaction: retry one by one. */
@@ -685,9 +691,12 @@ static int append_batch(struct sync_env *env, struct batch_msg **msgs, struct je
 	} else if (res.scope == IMAP_SCOPE_MESSAGE && n == 1) {
 		log_msg(LOGL_WARNING, "remote UID %u (%llu bytes) refused by the local server, skipped: [%s] %s",
 			msgs[0]->uid, (unsigned long long)msgbody_size(msgs[0]->body), res.code, res.text);
-		if (journal_skipped(env->journal, INBOX, ents[0]->ruv, msgs[0]->uid,
-				    msgbody_size(msgs[0]->body)) != 0)
-			return journal_failed(env, EXIT_IOERR);
+		int jrc = journal_skipped(env->journal, INBOX, ruv, msgs[0]->uid,
+					  msgbody_size(msgs[0]->body));
+		if (jrc != 0) {
+			rc = journal_failed(env, jrc);
+			goto out;
+		}
 		counts->skipped++;
 		rc = 0;
 	} else if (strcmp(res.code, "OVERQUOTA") == 0) {
@@ -728,14 +737,17 @@ static int deliver_lmtp(struct sync_env *env, struct batch_msg **msgs, struct je
 			counts->bytes += msgbody_size(msgs[i]->body);
 			rc = journal_delivered(env->journal, ents[i], 0, 0);
 			break;
-		case LMTP_PERMFAIL:
+		case LMTP_PERMFAIL: {
+			uint32_t ruv = ents[i]->ruv;  /* the entry goes with the abandon */
 			log_msg(LOGL_WARNING, "remote UID %u skipped: %s", msgs[i]->uid, err);
 			counts->skipped++;
 			rc = journal_abandon(env->journal, ents[i]);
+			ents[i] = NULL;
 			if (rc == 0)
-				rc = journal_skipped(env->journal, INBOX, ents[i]->ruv, msgs[i]->uid,
+				rc = journal_skipped(env->journal, INBOX, ruv, msgs[i]->uid,
 						     msgbody_size(msgs[i]->body));
 			break;
+		}
 		case LMTP_OVERQUOTA:
 			(void)journal_abandon(env->journal, ents[i]);
 			rc = fail(env, EXIT_CANTCREAT, "local: mailbox of %s is over quota; "
@@ -1055,8 +1067,18 @@ int sync_inbox(struct sync_env *env, struct sync_counts *counts)
 		}
 		size_t k = cand.count - i < BATCH_MSGS ? cand.count - i : BATCH_MSGS;
 		rc = deliver_batch(env, ruv, cand.uids + i, k, &stale, counts);
-		if (rc == 0)
+		if (rc == 0) {
 			rc = mark_delivered_seen(env, ruv);
+		} else if (!imap_client_failed(env->remote, NULL) &&
+			   !imap_client_failed(env->local_imap, NULL)) {
+			/* The batch stopped on the local side's word (quota, a
+			   temporary LMTP reply): what did arrive is marked now
+			   rather than next run.  The first error is the one told. */
+			char first[sizeof(env->error)];
+			memcpy(first, env->error, sizeof(first));
+			(void)mark_delivered_seen(env, ruv);
+			memcpy(env->error, first, sizeof(first));
+		}
 		i += k;
 		if (env->progress)
 			log_info("%zu/%zu processed, %llu delivered, %llu MB", i, cand.count,

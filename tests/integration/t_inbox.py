@@ -276,6 +276,27 @@ def test_too_big(pair):
     st = te.cmd("status", "mike")
     tap.ok("1 skipped" in st.stdout, "status shows the skipped message", output(st))
 
+    # Through LMTP Dovecot refuses the same message with 451 4.2.0, a
+    # temporary reply: the run stops with 75, the message stays unseen
+    # on the remote and is tried again next time (never lost, never
+    # skipped on the server's temporary word).
+    pair.remote.add_user("mick", "mick-pw")
+    pair.local.add_user("mick", "mick-local", max_mail_size=8000)
+    small, big = make_message(9650, size=2000), make_message(9651, size=30000)
+    seed(pair.remote, "mick", "INBOX", [small, big])
+    te = TaskEnv(pair, "mick", task_extra="delivery = lmtp\n")
+    r = te.run()
+    tap.ok(r.returncode == 75 and summary(r) == (1, 0, 0) and "451" in output(r),
+           "lmtp: a 4xx reply is temporary (exit 75), the LMTP reply is shown", output(r))
+    flags = remote_flags(pair, "mick")
+    tap.ok("\\Seen" not in flags[msgid(big)] and "\\Seen" in flags[msgid(small)],
+           "lmtp: the refused message stays unseen on the remote")
+    pair.local.add_user("mick", "mick-local", max_mail_size=100000)
+    r = te.run()
+    tap.ok(r.returncode == 0 and summary(r) == (1, 0, 0),
+           "lmtp: once the server takes it, the next run delivers it", output(r))
+    tap.ok(sum(local_ids(pair, "mick").values()) == 2, "lmtp: each message once")
+
 
 def fill(path):
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
