@@ -218,6 +218,16 @@ def main():
         tap.ok(r.returncode == 75 and "shutting down" in output(r),
                "BYE mid-session: exit 75 with the server's reason", output(r))
 
+        # A BAD to a command we sent means we sent something wrong: our bug,
+        # the internal-error class (70), not a retry loop.
+        def bad(tag, cmd, line, conn):
+            if cmd in (b"SELECT", b"EXAMINE"):
+                return tag + b" BAD Error in IMAP command SELECT: Unknown argument\r\n"
+            return basic(tag, cmd, line, conn)
+        r, fake = run_case(pair, "bad", b"* OK [CAPABILITY " + CAPS + b"] hi\r\n", bad, cmd="run")
+        tap.ok(r.returncode == 70 and "internal-error" in output(r),
+               "a BAD answer to our command: exit 70 (internal error)", output(r))
+
         # 16/22: a message literal cut short, then the connection drops.
         def truncated(tag, cmd, line, conn):
             if cmd == b"SELECT":
