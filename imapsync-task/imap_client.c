@@ -205,10 +205,13 @@ static struct cmd_part *cmd_add_part(struct imap_cmd *cmd, enum part_kind kind)
 static void cmd_text(struct imap_cmd *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-static void cmd_text(struct imap_cmd *cmd, const char *fmt, ...)
+static void cmd_vtext(struct imap_cmd *cmd, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+
+/* Append text to the command, to its last text part when there is one. */
+static void cmd_vtext(struct imap_cmd *cmd, const char *fmt, va_list ap)
 {
 	struct cmd_part *p;
-	va_list ap;
 	char *s;
 
 	if (cmd->nparts > 0 && cmd->parts[cmd->nparts - 1].kind == PART_TEXT &&
@@ -216,12 +219,19 @@ static void cmd_text(struct imap_cmd *cmd, const char *fmt, ...)
 		p = &cmd->parts[cmd->nparts - 1];
 	else
 		p = cmd_add_part(cmd, PART_TEXT);
-	va_start(ap, fmt);
 	if (vasprintf(&s, fmt, ap) < 0)
 		fatalx("out of memory");
-	va_end(ap);
 	buf_append(&p->data, s, strlen(s));
 	free(s);
+}
+
+static void cmd_text(struct imap_cmd *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	cmd_vtext(cmd, fmt, ap);
+	va_end(ap);
 }
 
 static void cmd_literal(struct imap_cmd *cmd, const char *data, size_t len, bool secret)
@@ -998,16 +1008,11 @@ char *imap_quote(const char *s)
 int imap_simple(struct imap_client *c, struct imap_result *res, const char *fmt, ...)
 {
 	struct imap_cmd *cmd = cmd_new(c);
-	struct cmd_part *p = &cmd->parts[cmd->nparts - 1];
 	va_list ap;
-	char *s;
 
 	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		fatalx("out of memory");
+	cmd_vtext(cmd, fmt, ap);
 	va_end(ap);
-	buf_append(&p->data, s, strlen(s));
-	free(s);
 	return cmd_run(c, cmd, res);
 }
 

@@ -597,78 +597,81 @@ static int cmd_status(const struct options *o, int argc, char **argv)
 
 /* ------------------------------------------------------------------ */
 
+static const struct option longopts[] = {
+	{ "config-dir", required_argument, NULL, 'c' },
+	{ "state-dir", required_argument, NULL, 's' },
+	{ "timeout", required_argument, NULL, 't' },
+	{ "dry-run", no_argument, NULL, 'n' },
+	{ "connect", no_argument, NULL, 'C' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+enum opt_result { OPT_GO, OPT_DONE, OPT_USAGE };
+
+/* Options may stand before and after the command; both passes share
+   this.  Whether --dry-run and --connect fit the command is checked by
+   the caller once the command is known. */
+static enum opt_result parse_options(int argc, char **argv, const char *shortopts,
+				     struct options *o)
+{
+	uint32_t secs;
+	int c;
+
+	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c': o->config_dir = optarg; break;
+		case 's': o->state_dir = optarg; break;
+		case 't':
+			if (!str_to_u32(optarg, &secs) || secs == 0 || secs > 86400) {
+				fprintf(stderr, "imapsync-task: --timeout: 1 to 86400 seconds\n");
+				return OPT_USAGE;
+			}
+			o->timeout_ms = (int)secs * 1000;
+			break;
+		case 'n': o->dry_run = true; break;
+		case 'C': o->connect = true; break;
+		case 'v': o->verbose++; break;
+		case 'h': usage(stdout); return OPT_DONE;
+		case 'V': printf("imapsync-task %s\n", PACKAGE_VERSION); return OPT_DONE;
+		default: usage(stderr); return OPT_USAGE;
+		}
+	}
+	return OPT_GO;
+}
+
 int main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "config-dir", required_argument, NULL, 'c' },
-		{ "state-dir", required_argument, NULL, 's' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ "dry-run", no_argument, NULL, 'n' },
-		{ "connect", no_argument, NULL, 'C' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct options o = { .timeout_ms = DEFAULT_TIMEOUT_MS };
 	const char *env_dir = getenv("IMAPSYNC_TASK_CONFIG_DIR");
 	char *default_dir = xasprintf("%s/imapsync-task", SYSCONFDIR);
-	int c, rc;
+	enum opt_result opt;
+	int rc;
 
 	o.config_dir = env_dir != NULL && *env_dir != '\0' ? env_dir : default_dir;
 	secret_protect_process();
 	install_signals();
 	net_set_stop_flag(&stop_requested);
-	/* "+" : stop at the command so its own options are parsed after. */
-	while ((c = getopt_long(argc, argv, "+hVv", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'c': o.config_dir = optarg; break;
-		case 's': o.state_dir = optarg; break;
-		case 't': {
-			uint32_t secs;
-			if (!str_to_u32(optarg, &secs) || secs == 0 || secs > 86400) {
-				fprintf(stderr, "imapsync-task: --timeout: 1 to 86400 seconds\n");
-				free(default_dir);
-				return EXIT_USAGE;
-			}
-			o.timeout_ms = (int)secs * 1000;
-			break;
-		}
-		case 'v': o.verbose++; break;
-		case 'h': usage(stdout); free(default_dir); return 0;
-		case 'V': printf("imapsync-task %s\n", PACKAGE_VERSION); free(default_dir); return 0;
-		default: usage(stderr); free(default_dir); return EXIT_USAGE;
-		}
-	}
-	if (optind >= argc) {
+	/* "+": stop at the command; its own options are parsed after it. */
+	opt = parse_options(argc, argv, "+hVv", &o);
+	if (opt == OPT_GO && optind >= argc) {
 		usage(stderr);
+		opt = OPT_USAGE;
+	}
+	if (opt != OPT_GO) {
 		free(default_dir);
-		return EXIT_USAGE;
+		return opt == OPT_DONE ? 0 : EXIT_USAGE;
 	}
 	const char *cmd = argv[optind];
 	int cargc = argc - optind;
 	char **cargv = argv + optind;
 	optind = 1;
-	while ((c = getopt_long(cargc, cargv, "hnvC", longopts, NULL)) != -1) {
-		switch (c) {
-		case 't': {
-			uint32_t secs;
-			if (!str_to_u32(optarg, &secs) || secs == 0 || secs > 86400) {
-				fprintf(stderr, "imapsync-task: --timeout: 1 to 86400 seconds\n");
-				free(default_dir);
-				return EXIT_USAGE;
-			}
-			o.timeout_ms = (int)secs * 1000;
-			break;
-		}
-		case 'n': o.dry_run = true; break;
-		case 'C': o.connect = true; break;
-		case 'v': o.verbose++; break;
-		case 'c': o.config_dir = optarg; break;
-		case 's': o.state_dir = optarg; break;
-		case 'h': usage(stdout); free(default_dir); return 0;
-		default: usage(stderr); free(default_dir); return EXIT_USAGE;
-		}
+	opt = parse_options(cargc, cargv, "hnvC", &o);
+	if (opt != OPT_GO) {
+		free(default_dir);
+		return opt == OPT_DONE ? 0 : EXIT_USAGE;
 	}
 	cargc -= optind;
 	cargv += optind;
