@@ -208,6 +208,39 @@ def main():
         tap.ok(fake.received.upper().count(b"AUTHENTICATE") == 1, "no retry loop", fake.received)
         tap.ok("Hostile-Secret-9" not in output(r), "password not printed")
 
+        # 11: without AUTH=PLAIN the password goes as a literal, never
+        # hand-quoted; synchronizing literals wait for "+".
+        for label, caps in (("literal+", b"IMAP4rev1 LITERAL+"), ("sync", b"IMAP4rev1")):
+            state = {}
+
+            def login_lit(tag, cmd, line, conn, state=state, caps=caps):
+                if cmd == b"CAPABILITY":
+                    return b"* CAPABILITY " + caps + b"\r\n" + tag + b" OK done\r\n"
+                if cmd == b"LOGIN":
+                    state["tag"] = tag
+                if "tag" in state and line.endswith(b"}"):
+                    return None if line.endswith(b"+}") else b"+ go on\r\n"
+                if "tag" in state:
+                    t = state.pop("tag")
+                    return t + b" OK [CAPABILITY " + caps + b"] logged in\r\n"
+                return basic(tag, cmd, line, conn)
+            secret = 'Q"uo\\te d'   # quote, backslash, space
+            fake = FakeServer(b"* OK [CAPABILITY " + caps + b"] hi\r\n", login_lit)
+            te = TaskEnv(pair, "hostile", name="lit" + label.replace("+", "p"),
+                         remote_password=secret)
+            te.write_task("hostile", "hostile", "none", fake.port)
+            try:
+                r = te.cmd("--timeout", "5", "check", "--connect", te.name)
+            finally:
+                fake.stop()
+            plus = b"+" if label == "literal+" else b""
+            want = b"LOGIN {7%s}\r\nhostile {%d%s}\r\n" % (plus, len(secret.encode()), plus)
+            tap.ok(r.returncode == 0 and want in fake.received and
+                   secret.encode() + b"\r\n" in fake.received,
+                   f"LOGIN with {label} literals: user and password sent as literals",
+                   output(r) + repr(fake.received[-200:]))
+            tap.ok(secret not in output(r), f"{label}: password not printed")
+
         # 21: BYE in the middle of a session.
         def bye(tag, cmd, line, conn):
             if cmd in (b"SELECT", b"EXAMINE"):
