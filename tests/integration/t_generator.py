@@ -21,22 +21,13 @@ TIMEOUT = 30
 GENERATOR = os.environ.get("IMAPSYNC_TASK_GENERATOR")
 TOP_BUILDDIR = os.environ.get("TOP_BUILDDIR", ".")
 
-n_tests = 0
-n_failed = 0
+# TAP through the shared helper (tests/lib/worker.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from worker import Tap  # noqa: E402
 
-
-def ok(cond, name):
-    global n_tests, n_failed
-    n_tests += 1
-    print("%s %d - %s" % ("ok" if cond else "not ok", n_tests, name), flush=True)
-    if not cond:
-        n_failed += 1
-    return cond
-
-
-def diag(text):
-    for line in str(text).splitlines() or [""]:
-        print("# " + line, flush=True)
+_tap = Tap()
+ok = _tap.ok
+diag = _tap.diag
 
 
 def bail(reason):
@@ -290,8 +281,8 @@ def main():
                "%d argument(s): usage error" % len(args))
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    print("1..%d" % n_tests, flush=True)
-    return 1 if n_failed else 0
+    print("1..%d" % _tap.n, flush=True)
+    return 1 if _tap.failed else 0
 
 
 OUT_TOP = None

@@ -65,22 +65,13 @@ STANDARD_UNIT_DIRS = ("/etc/systemd/system", "/usr/local/lib/systemd/system",
 # The exit codes imapsync-task(8) documents.
 WORKER_EXIT_CODES = {0, 2, 64, 65, 69, 70, 73, 74, 75, 76, 77, 78}
 
-n_tests = 0
-n_failed = 0
+# TAP through the shared helper (tests/lib/worker.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from worker import Tap  # noqa: E402
 
-
-def ok(cond, name):
-    global n_tests, n_failed
-    n_tests += 1
-    print("%s %d - %s" % ("ok" if cond else "not ok", n_tests, name), flush=True)
-    if not cond:
-        n_failed += 1
-    return bool(cond)
-
-
-def diag(text):
-    for line in str(text).rstrip("\n").splitlines() or [""]:
-        print("# " + line, flush=True)
+_tap = Tap()
+ok = _tap.ok
+diag = _tap.diag
 
 
 class Abort(Exception):
@@ -197,7 +188,7 @@ class Container:
         if self.root:
             shutil.rmtree(self.root, ignore_errors=True)
         if self.log_path and os.path.exists(self.log_path):
-            if n_failed:
+            if _tap.failed:
                 with open(self.log_path, errors="replace") as f:
                     diag("container console (tail):")
                     lines = [l for l in f.read().splitlines() if l.strip()]
@@ -718,8 +709,8 @@ def main():
             ok(False, "teardown: %s" % e)
         diag("teardown %.1fs; whole test %.1fs" % (time.monotonic() - t0,
                                                    time.monotonic() - t_start))
-    print("1..%d" % n_tests, flush=True)
-    return 1 if n_failed else 0
+    print("1..%d" % _tap.n, flush=True)
+    return 1 if _tap.failed else 0
 
 
 if __name__ == "__main__":
