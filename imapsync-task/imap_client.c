@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "exitcode.h"
 #include "imap_client.h"
@@ -74,6 +75,16 @@ struct imap_client {
 	struct msgbody *streamed[MAX_STREAMED];
 	size_t nstreamed;
 	struct imap_mailbox box;     /* from the last SELECT/EXAMINE */
+	bool selected;               /* box is a selected mailbox */
+	bool box_grew;               /* EXISTS went up since the SELECT */
+	/* Overall bounds on top of the silence timeout (see io_timeout). */
+	bool in_setup;               /* inside imap_client_connect/imap_login */
+	int64_t setup_deadline;      /* connect to login done; 0: none */
+	int64_t cmd_floor;           /* a command may always run until here */
+	int64_t cmd_credit;          /* ...and longer while data keeps moving */
+	bool bound_hit;              /* the last wait was cut by a bound */
+	char bound_text[200];
+	char *secrets[2];            /* login data as sent, registered with log.c */
 	bool bye;
 	char bye_text[200];
 	int failed;                  /* exit class once the connection is dead */
@@ -275,6 +286,108 @@ static void cmd_enqueue(struct imap_client *c, struct imap_cmd *cmd)
 }
 
 /* ------------------------------------------------------------------ */
+/* overall bounds                                                      */
+
+/* timeout_ms bounds each silence, but a peer that sends one byte just
+   before every timeout would hold the run for hours.  On top of it:
+   - the setup (TLS, greeting, STARTTLS, login) must be done timeout_ms
+     after the TCP connection is up, however slowly bytes trickle in;
+   - a command may always run CMD_MIN_TIMEOUTS * timeout_ms; beyond that
+     only while the peer keeps up MIN_RATE bytes/s: every byte moved
+     buys 1000 / MIN_RATE ms, banked at most timeout_ms ahead (a leaky
+     bucket).  A 50 MB FETCH over a slow link goes on; a drip does not. */
+#define CMD_MIN_TIMEOUTS 4
+#define MIN_RATE 1000
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void bound_cmd_start(struct imap_client *c)
+{
+	int64_t now = now_ms();
+
+	c->cmd_floor = now + (int64_t)CMD_MIN_TIMEOUTS * c->opts.timeout_ms;
+	c->cmd_credit = now + c->opts.timeout_ms;
+}
+
+static void bound_credit(struct imap_client *c, size_t n)
+{
+	int64_t cap = now_ms() + c->opts.timeout_ms;
+
+	c->cmd_credit += (int64_t)n * 1000 / MIN_RATE;
+	if (c->cmd_credit > cap)
+		c->cmd_credit = cap;
+}
+
+/* How long the next read or write may wait: the silence timeout, cut
+   to what the overall bound leaves.  0 once the bound has passed. */
+static int io_timeout(struct imap_client *c)
+{
+	int64_t end = 0, left = c->opts.timeout_ms, now = now_ms();
+
+	if (c->setup_deadline != 0)
+		end = c->setup_deadline;
+	else if (c->cmd_floor != 0)
+		end = c->cmd_floor > c->cmd_credit ? c->cmd_floor : c->cmd_credit;
+	c->bound_hit = false;
+	if (end != 0 && end - now < left) {
+		left = end - now;
+		c->bound_hit = true;
+	}
+	return left > 0 ? (int)left : 0;
+}
+
+/* Why the last read or write failed, in words. */
+static const char *io_error(struct imap_client *c, enum net_status st)
+{
+	if (st != NET_ERR_TIMEOUT || !c->bound_hit)
+		return net_error(c->conn);
+	if (c->setup_deadline != 0)
+		snprintf(c->bound_text, sizeof(c->bound_text),
+			 "%s did not complete greeting, TLS and login within %d s",
+			 net_peer(c->conn), c->opts.timeout_ms / 1000);
+	else
+		snprintf(c->bound_text, sizeof(c->bound_text),
+			 "%s is too slow: less than %d bytes/s after %d s",
+			 net_peer(c->conn), MIN_RATE, CMD_MIN_TIMEOUTS * c->opts.timeout_ms / 1000);
+	return c->bound_text;
+}
+
+static ssize_t read_bounded(struct imap_client *c, void *buf, size_t len,
+			    enum net_status *st_r)
+{
+	int ms = io_timeout(c);
+	ssize_t n;
+
+	if (ms == 0) {
+		*st_r = NET_ERR_TIMEOUT;
+		return -1;
+	}
+	n = net_read(c->conn, buf, len, ms, st_r);
+	if (n > 0)
+		bound_credit(c, (size_t)n);
+	return n;
+}
+
+static bool write_bounded(struct imap_client *c, const void *buf, size_t len)
+{
+	int ms = io_timeout(c);
+	enum net_status st = ms > 0 ? net_write(c->conn, buf, len, ms) : NET_ERR_TIMEOUT;
+
+	if (st != NET_OK) {
+		client_fail(c, EXIT_TEMPFAIL, "%s", io_error(c, st));
+		return false;
+	}
+	bound_credit(c, len);
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
 /* commands: sending                                                   */
 
 /* May the next queued command go on the wire now?  IMAP allows many
@@ -304,14 +417,10 @@ static bool flush_out(struct imap_client *c)
 {
 	if (c->out.len == 0 || c->failed)
 		return !c->failed;
-	enum net_status st = net_write(c->conn, c->out.data, c->out.len, c->opts.timeout_ms);
+	bool ok = write_bounded(c, c->out.data, c->out.len);
 	explicit_wipe(c->out.data, c->out.len);
 	c->out.len = 0;
-	if (st != NET_OK) {
-		client_fail(c, EXIT_TEMPFAIL, "%s", net_error(c->conn));
-		return false;
-	}
-	return true;
+	return ok;
 }
 
 static void trace_out(struct imap_client *c, const struct cmd_part *p)
@@ -347,10 +456,8 @@ static bool send_body(struct imap_client *c, const struct msgbody *body)
 				    n < 0 ? strerror(errno) : "short file");
 			return false;
 		}
-		if (net_write(c->conn, chunk, (size_t)n, c->opts.timeout_ms) != NET_OK) {
-			client_fail(c, EXIT_TEMPFAIL, "%s", net_error(c->conn));
+		if (!write_bounded(c, chunk, (size_t)n))
 			return false;
-		}
 		off += (uint64_t)n;
 		if (c->opts.progress != NULL)
 			c->opts.progress(c->opts.progress_ctx);
@@ -439,7 +546,9 @@ static void take_result(struct imap_result *r, const struct imap_response *resp)
 {
 	r->status = resp->status;
 	snprintf(r->code, sizeof(r->code), "%s", resp->code ? resp->code : "");
-	snprintf(r->text, sizeof(r->text), "%s", resp->text ? resp->text : "");
+	/* Redacted before it is cut: a cut secret is no longer a match, and
+	   servers do echo what they were sent. */
+	log_redact(r->text, sizeof(r->text), resp->text ? resp->text : "");
 	if (resp->code != NULL && strcmp(resp->code, "APPENDUID") == 0) {
 		const struct imap_arg *a = resp->code_args;
 		uint64_t v;
@@ -482,6 +591,8 @@ static void update_mailbox_state(struct imap_client *c, const struct imap_respon
 	uint64_t v;
 
 	if (resp->has_number && resp->name != NULL && strcmp(resp->name, "EXISTS") == 0) {
+		if (c->selected && resp->number > c->box.exists)
+			c->box_grew = true;   /* new mail: UIDs past UIDNEXT are fine */
 		c->box.exists = resp->number;
 		return;
 	}
@@ -509,7 +620,7 @@ static void handle_untagged(struct imap_client *c, const struct imap_response *r
 	if (resp->status == IMAP_STATUS_BYE) {
 		/* Remember why; the EOF that follows is the real failure. */
 		c->bye = true;
-		snprintf(c->bye_text, sizeof(c->bye_text), "%s", resp->text);
+		log_redact(c->bye_text, sizeof(c->bye_text), resp->text);
 		return;
 	}
 	if (resp->name != NULL && strcmp(resp->name, "CAPABILITY") == 0) {
@@ -561,10 +672,10 @@ static void stream_literal(struct imap_client *c, uint64_t size)
 		} else {
 			enum net_status st;
 			size_t want = size < sizeof(chunk) ? (size_t)size : sizeof(chunk);
-			ssize_t r = net_read(c->conn, chunk, want, c->opts.timeout_ms, &st);
+			ssize_t r = read_bounded(c, chunk, want, &st);
 			if (r < 0) {
 				client_fail(c, EXIT_TEMPFAIL, "unexpected end of data in a literal: %s",
-					    net_error(c->conn));
+					    io_error(c, st));
 				break;
 			}
 			src = chunk;
@@ -613,7 +724,7 @@ static ssize_t fill_input(struct imap_client *c, enum net_status *st_r)
 
 	compact_input(c);
 	buf_reserve(&c->in, IO_CHUNK);
-	n = net_read(c->conn, c->in.data + c->in.len, IO_CHUNK, c->opts.timeout_ms, st_r);
+	n = read_bounded(c, c->in.data + c->in.len, IO_CHUNK, st_r);
 	if (n > 0)
 		c->in.len += (size_t)n;
 	return n;
@@ -660,7 +771,7 @@ static void read_response(struct imap_client *c)
 				client_fail(c, EXIT_TEMPFAIL, "server closed the connection: %s",
 					    c->bye_text);
 			else
-				client_fail(c, EXIT_TEMPFAIL, "%s", net_error(c->conn));
+				client_fail(c, EXIT_TEMPFAIL, "%s", io_error(c, st));
 			return;
 		}
 	}
@@ -670,12 +781,16 @@ static void read_response(struct imap_client *c)
    died); the result is in cmd->res.  Returns the exit class: 0 for OK. */
 static int cmd_wait(struct imap_client *c, struct imap_cmd *cmd)
 {
+	if (!c->in_setup)
+		c->setup_deadline = 0;   /* connected but never logged in */
+	bound_cmd_start(c);
 	while (!cmd->done && !c->failed) {
 		pump_send(c);
 		if (cmd->done || c->failed)
 			break;
 		read_response(c);
 	}
+	c->cmd_floor = 0;
 	if (!cmd->done) {
 		cmd->res.status = IMAP_STATUS_NONE;
 		cmd->res.scope = IMAP_SCOPE_CONNECTION;
@@ -746,7 +861,7 @@ static int read_greeting(struct imap_client *c, char *err, size_t errlen)
 		enum net_status st;
 		if (fill_input(c, &st) < 0) {
 			snprintf(err, errlen, "%s: no greeting from %s: %s", c->label,
-				 net_peer(c->conn), net_error(c->conn));
+				 net_peer(c->conn), io_error(c, st));
 			return st == NET_ERR_TIMEOUT ? EXIT_UNAVAILABLE : EXIT_TEMPFAIL;
 		}
 	}
@@ -768,14 +883,20 @@ static int start_tls(struct imap_client *c, char *err, size_t errlen)
 {
 	struct net_tls_opts tls = { .ca_file = c->opts.ca_file, .verify = c->opts.tls_verify };
 	enum net_status st;
+	int ms = io_timeout(c);
 
 	if (!tls.verify)
 		log_msg(LOGL_WARNING, "%s: TLS certificate verification is turned off (tls_verify = no)",
 			c->label);
-	st = net_start_tls(c->conn, &tls, c->opts.timeout_ms, err, errlen);
+	st = ms > 0 ? net_start_tls(c->conn, &tls, ms, err, errlen) : NET_ERR_TIMEOUT;
 	if (st == NET_OK)
 		return 0;
-	return st == NET_ERR_TIMEOUT ? EXIT_TEMPFAIL : EXIT_PROTOCOL;
+	if (st == NET_ERR_TIMEOUT && c->bound_hit)
+		snprintf(err, errlen, "%s", io_error(c, st));
+	/* A refused certificate or a TLS protocol error is the peer's
+	   violation (76); a connection reset, closed or silent in the
+	   middle of the handshake is a lost connection (75). */
+	return st == NET_ERR_TLS ? EXIT_PROTOCOL : EXIT_TEMPFAIL;
 }
 
 static int do_starttls(struct imap_client *c, char *err, size_t errlen)
@@ -813,18 +934,11 @@ static int do_starttls(struct imap_client *c, char *err, size_t errlen)
 	return query_capabilities(c, err, errlen);
 }
 
-int imap_client_connect(const struct imap_client_opts *opts,
-			struct imap_client **client_r, char *err, size_t errlen)
+static int connect_setup(struct imap_client *c, char *err, size_t errlen)
 {
-	struct imap_parser_limits limits = IMAP_PARSER_DEFAULT_LIMITS;
-	struct imap_client *c = xcalloc(1, sizeof(*c));
+	const struct imap_client_opts *opts = &c->opts;
 	char sub[400];
 	int rc;
-
-	c->opts = *opts;
-	snprintf(c->label, sizeof(c->label), "%s", opts->label);
-	c->parser = imap_parser_new(&limits);
-	*client_r = c;
 
 	enum net_status st = net_connect(opts->host, opts->port, opts->timeout_ms,
 					 &c->conn, sub, sizeof(sub));
@@ -832,6 +946,8 @@ int imap_client_connect(const struct imap_client_opts *opts,
 		snprintf(err, errlen, "%s: %s", c->label, sub);
 		return EXIT_UNAVAILABLE;
 	}
+	/* From here to the end of imap_login, one deadline (io_timeout). */
+	c->setup_deadline = now_ms() + opts->timeout_ms;
 	if (opts->security == SECURITY_TLS) {
 		rc = start_tls(c, sub, sizeof(sub));
 		if (rc != 0) {
@@ -847,6 +963,29 @@ int imap_client_connect(const struct imap_client_opts *opts,
 	if (opts->security == SECURITY_STARTTLS && (rc = do_starttls(c, err, errlen)) != 0)
 		return rc;
 	return 0;
+}
+
+int imap_client_connect(const struct imap_client_opts *opts,
+			struct imap_client **client_r, char *err, size_t errlen)
+{
+	struct imap_parser_limits limits = IMAP_PARSER_DEFAULT_LIMITS;
+	struct imap_client *c = xcalloc(1, sizeof(*c));
+	int rc;
+
+	c->opts = *opts;
+	snprintf(c->label, sizeof(c->label), "%s", opts->label);
+	c->parser = imap_parser_new(&limits);
+	*client_r = c;
+	c->in_setup = true;
+	rc = connect_setup(c, err, errlen);
+	c->in_setup = false;
+	if (rc != 0 && !c->failed) {
+		/* Half set up is unusable: no LOGOUT to a peer that may still
+		   be dripping its greeting. */
+		c->failed = rc;
+		snprintf(c->fail_text, sizeof(c->fail_text), "%s", err);
+	}
+	return rc;
 }
 
 void imap_client_free(struct imap_client **cp)
@@ -866,6 +1005,13 @@ void imap_client_free(struct imap_client **cp)
 		c->inflight = n;
 	}
 	drop_streamed(c);
+	for (size_t i = 0; i < N_ELEMENTS(c->secrets); i++) {
+		if (c->secrets[i] == NULL)
+			continue;
+		log_forget_secret(c->secrets[i]);
+		explicit_wipe(c->secrets[i], strlen(c->secrets[i]));
+		free(c->secrets[i]);
+	}
 	net_close(&c->conn);
 	imap_parser_free(&c->parser);
 	buf_free(&c->in);
@@ -915,8 +1061,22 @@ static bool credential_ok(const char *s)
 	return strpbrk(s, "\r\n") == NULL;
 }
 
-int imap_login(struct imap_client *c, const char *user, const char *password,
-	       const char *authzid, char sep, char *err, size_t errlen)
+/* Keep a form of the credentials as they went out, registered as a
+   secret for the client's lifetime: a server may echo it in any later
+   reply text (a NO, a BYE). */
+static void keep_secret(struct imap_client *c, size_t slot, char *s)
+{
+	if (c->secrets[slot] != NULL) {
+		log_forget_secret(c->secrets[slot]);
+		explicit_wipe(c->secrets[slot], strlen(c->secrets[slot]));
+		free(c->secrets[slot]);
+	}
+	c->secrets[slot] = s;
+	log_register_secret(s);
+}
+
+static int login_run(struct imap_client *c, const char *user, const char *password,
+		     const char *authzid, char sep, char *err, size_t errlen)
 {
 	struct imap_result res;
 	struct imap_cmd *cmd;
@@ -931,6 +1091,13 @@ int imap_login(struct imap_client *c, const char *user, const char *password,
 		snprintf(err, errlen, "%s: server refuses logins (LOGINDISABLED)", c->label);
 		return EXIT_NOPERM;
 	}
+	/* The password as an IMAP quoted string would escape " and \. */
+	char *quoted = imap_quote(password);
+	quoted[strlen(quoted) - 1] = '\0';
+	if (strcmp(quoted + 1, password) != 0)
+		keep_secret(c, 1, xstrdup(quoted + 1));
+	explicit_wipe(quoted, strlen(quoted));
+	free(quoted);
 	cmd = cmd_new(c);
 	cmd->barrier = true;
 	if (c->caps & CAP_AUTH_PLAIN) {
@@ -959,8 +1126,7 @@ int imap_login(struct imap_client *c, const char *user, const char *password,
 			p->secret = true;
 			buf_append(&p->data, b64, strlen(b64));
 		}
-		explicit_wipe(b64, strlen(b64));
-		free(b64);
+		keep_secret(c, 0, b64);
 	} else {
 		char *login = authzid != NULL ? xasprintf("%s%c%s", user, sep, authzid)
 					      : xstrdup(user);
@@ -986,6 +1152,21 @@ int imap_login(struct imap_client *c, const char *user, const char *password,
 		 authzid ? ")" : "", res.code[0] ? " " : "", res.code, res.text);
 	/* A NO to a login is an authentication failure whatever the code. */
 	return res.status == IMAP_STATUS_NO ? EXIT_NOPERM : rc;
+}
+
+int imap_login(struct imap_client *c, const char *user, const char *password,
+	       const char *authzid, char sep, char *err, size_t errlen)
+{
+	int rc;
+
+	/* The deadline set at connect covers the login too. */
+	if (c->setup_deadline == 0)
+		c->setup_deadline = now_ms() + c->opts.timeout_ms;
+	c->in_setup = true;
+	rc = login_run(c, user, password, authzid, sep, err, errlen);
+	c->in_setup = false;
+	c->setup_deadline = 0;
+	return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1023,8 +1204,11 @@ int imap_select(struct imap_client *c, const char *mailbox, bool readonly,
 	int rc;
 
 	memset(&c->box, 0, sizeof(c->box));
+	c->selected = false;
+	c->box_grew = false;
 	rc = imap_simple(c, res, "%s %s", readonly ? "EXAMINE" : "SELECT", q);
 	free(q);
+	c->selected = rc == 0;
 	*box_r = c->box;
 	return rc;
 }
@@ -1071,78 +1255,23 @@ int imap_status(struct imap_client *c, const char *mailbox,
 }
 
 /* ------------------------------------------------------------------ */
-/* UID lists and sets                                                  */
-
-void uid_list_add(struct uid_list *l, uint32_t uid)
-{
-	if (l->count == l->cap) {
-		l->cap = l->cap ? l->cap * 2 : 64;
-		l->uids = xreallocarray(l->uids, l->cap, sizeof(*l->uids));
-	}
-	l->uids[l->count++] = uid;
-}
-
-void uid_list_free(struct uid_list *l)
-{
-	free(l->uids);
-	memset(l, 0, sizeof(*l));
-}
-
-char *uid_list_to_set(const uint32_t *uids, size_t n)
-{
-	struct buf b = { 0 };
-
-	for (size_t i = 0; i < n;) {
-		size_t j = i;
-		while (j + 1 < n && uids[j + 1] == uids[j] + 1)
-			j++;
-		if (b.len > 0)
-			buf_append(&b, ",", 1);
-		if (j > i)
-			buf_appendf(&b, "%u:%u", uids[i], uids[j]);
-		else
-			buf_appendf(&b, "%u", uids[i]);
-		i = j + 1;
-	}
-	buf_append(&b, "", 1);
-	return (char *)b.data;
-}
-
-bool uid_set_parse(const char *set, struct uid_list *l, size_t max_count)
-{
-	char *copy = xstrdup(set), *save = NULL;
-	bool ok = true;
-
-	for (char *tok = strtok_r(copy, ",", &save); tok != NULL && ok;
-	     tok = strtok_r(NULL, ",", &save)) {
-		char *colon = strchr(tok, ':');
-		uint32_t a, b;
-		if (colon != NULL)
-			*colon = '\0';
-		if (!str_to_u32(tok, &a) || (colon != NULL && !str_to_u32(colon + 1, &b))) {
-			ok = false;
-			break;
-		}
-		if (colon == NULL)
-			b = a;
-		if (a > b) {
-			uint32_t t = a; a = b; b = t;
-		}
-		if ((uint64_t)b - a + 1 > max_count - l->count) {
-			ok = false;
-			break;
-		}
-		for (uint64_t u = a; u <= b; u++)
-			uid_list_add(l, (uint32_t)u);
-	}
-	free(copy);
-	return ok;
-}
+/* UID SEARCH (UID lists and sets: uidset.c)                          */
 
 static int cmp_u32(const void *a, const void *b)
 {
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
 	return x < y ? -1 : x > y;
+}
+
+/* A search answer is collected up to the selected mailbox's EXISTS plus
+   this margin (an EXISTS may still come before the tagged reply); the
+   exact check is made when the command is done. */
+#define SEARCH_MARGIN 1000
+#define SEARCH_MAX (50u * 1000 * 1000)
+
+static size_t search_bound(const struct imap_client *c)
+{
+	return c->selected ? (size_t)c->box.exists + SEARCH_MARGIN : SEARCH_MAX;
 }
 
 static bool search_untagged(struct imap_client *c, struct imap_cmd *cmd,
@@ -1154,18 +1283,46 @@ static bool search_untagged(struct imap_client *c, struct imap_cmd *cmd,
 	if (resp->name == NULL)
 		return false;
 	if (strcmp(resp->name, "SEARCH") == 0) {
-		for (const struct imap_arg *a = resp->args; a != NULL; a = a->next)
-			if (imap_arg_get_number(a, &v) && v > 0 && v <= UINT32_MAX)
-				uid_list_add(l, (uint32_t)v);
+		for (const struct imap_arg *a = resp->args; a != NULL; a = a->next) {
+			if (!imap_arg_get_number(a, &v) || v == 0 || v > UINT32_MAX)
+				continue;
+			if (l->count >= search_bound(c)) {
+				client_fail(c, EXIT_PROTOCOL, "SEARCH answer lists more UIDs than "
+					    "the mailbox has messages (%u)", c->box.exists);
+				break;
+			}
+			uid_list_add(l, (uint32_t)v);
+		}
 		return true;
 	}
 	if (strcmp(resp->name, "ESEARCH") == 0) {
 		for (const struct imap_arg *a = resp->args; a != NULL; a = a->next) {
 			if (imap_arg_is_atom(a, "ALL") && a->next != NULL &&
 			    a->next->type == IMAP_ARG_ATOM &&
-			    !uid_set_parse(a->next->str, l, 50u * 1000 * 1000))
-				client_fail(c, EXIT_PROTOCOL, "malformed ESEARCH result");
+			    !uid_set_parse(a->next->str, l, search_bound(c)))
+				client_fail(c, EXIT_PROTOCOL, "malformed ESEARCH result, or more UIDs "
+					    "than the mailbox has messages (%u)", c->box.exists);
 		}
+		return true;
+	}
+	return false;
+}
+
+/* An answer no server could give for the selected mailbox: more UIDs
+   than messages, or a UID at or past the UIDNEXT announced at SELECT
+   while no new message was announced (EXISTS went up) since. */
+static bool search_absurd(struct imap_client *c, const struct uid_list *l)
+{
+	if (!c->selected || l->count == 0)
+		return false;
+	if (l->count > c->box.exists) {
+		client_fail(c, EXIT_PROTOCOL, "SEARCH answer lists %zu UIDs but the mailbox "
+			    "has %u messages", l->count, c->box.exists);
+		return true;
+	}
+	if (!c->box_grew && c->box.uidnext != 0 && l->uids[l->count - 1] >= c->box.uidnext) {
+		client_fail(c, EXIT_PROTOCOL, "SEARCH answer lists UID %u but UIDNEXT is %u",
+			    l->uids[l->count - 1], c->box.uidnext);
 		return true;
 	}
 	return false;
@@ -1185,8 +1342,26 @@ int imap_uid_search(struct imap_client *c, const char *criteria,
 	cmd->untagged = search_untagged;
 	cmd->ctx = uids_r;
 	rc = cmd_run(c, cmd, res);
-	if (uids_r->count > 1)
+	if (uids_r->count > 1) {
+		/* Sorted and without duplicates: a UID listed twice must not
+		   be fetched and delivered twice. */
+		size_t w = 1;
 		qsort(uids_r->uids, uids_r->count, sizeof(uint32_t), cmp_u32);
+		for (size_t i = 1; i < uids_r->count; i++)
+			if (uids_r->uids[i] != uids_r->uids[w - 1])
+				uids_r->uids[w++] = uids_r->uids[i];
+		uids_r->count = w;
+	}
+	if (rc == 0 && search_absurd(c, uids_r)) {
+		uid_list_free(uids_r);
+		rc = c->failed;
+		if (res != NULL) {
+			res->status = IMAP_STATUS_NONE;
+			res->scope = IMAP_SCOPE_CONNECTION;
+			res->exit_class = rc;
+			snprintf(res->text, sizeof(res->text), "%s", c->fail_text);
+		}
+	}
 	return rc;
 }
 
@@ -1198,22 +1373,39 @@ struct fetch_ctx {
 	void *ctx;
 };
 
+/* Only flags that can go back on the wire are kept (imap_flag_canonical);
+   \Recent is dropped silently, anything else is counted. */
 static void fetch_flags(struct imap_fetched *m, const struct imap_arg *list)
 {
+	char canon[IMAP_KEYWORD_MAX + 1];
 	size_t o = 0;
 
 	m->flags[0] = '\0';
 	if (list->type != IMAP_ARG_LIST)
 		return;
 	for (const struct imap_arg *f = list->list; f != NULL; f = f->next) {
-		if (f->type != IMAP_ARG_ATOM || strcasecmp(f->str, "\\Recent") == 0)
+		if (f->type == IMAP_ARG_ATOM && strcasecmp(f->str, "\\Recent") == 0)
 			continue;
+		if (f->type != IMAP_ARG_ATOM || !imap_flag_canonical(f->str, canon)) {
+			m->flags_dropped++;
+			continue;
+		}
 		int n = snprintf(m->flags + o, sizeof(m->flags) - o, "%s%s",
-				 o ? " " : "", f->str);
-		if (n < 0 || (size_t)n >= sizeof(m->flags) - o)
-			break;  /* absurdly many keywords: keep what fits */
+				 o ? " " : "", canon);
+		if (n < 0 || (size_t)n >= sizeof(m->flags) - o) {
+			m->flags[o] = '\0';
+			m->flags_dropped++;  /* absurdly many keywords: keep what fits */
+			continue;
+		}
 		o += (size_t)n;
 	}
+}
+
+/* The body is taken only from the exact section asked for: a partial
+   (BODY[]<0>) or another section (BODY[HEADER]) is not the message. */
+static bool is_body_item(const struct imap_arg *a)
+{
+	return a->type == IMAP_ARG_ATOM && strcasecmp(a->str, "BODY[]") == 0;
 }
 
 static bool fetch_untagged(struct imap_client *c, struct imap_cmd *cmd,
@@ -1232,8 +1424,7 @@ static bool fetch_untagged(struct imap_client *c, struct imap_cmd *cmd,
 	     a = a->next->next) {
 		const struct imap_arg *val = a->next;
 		if (val->type == IMAP_ARG_LITERAL_STREAMED && streamed < c->nstreamed &&
-		    m.body == NULL && a->type == IMAP_ARG_ATOM &&
-		    strncasecmp(a->str, "BODY[", 5) == 0) {
+		    m.body == NULL && is_body_item(a)) {
 			m.body = c->streamed[streamed];
 			c->streamed[streamed] = NULL;
 			streamed++;
@@ -1245,12 +1436,12 @@ static bool fetch_untagged(struct imap_client *c, struct imap_cmd *cmd,
 			m.uid = (uint32_t)v;
 		else if (imap_arg_is_atom(a, "FLAGS"))
 			fetch_flags(&m, val);
-		else if (imap_arg_is_atom(a, "INTERNALDATE") && val->type == IMAP_ARG_STRING)
-			snprintf(m.internaldate, sizeof(m.internaldate), "%s", val->str);
+		else if (imap_arg_is_atom(a, "INTERNALDATE"))
+			m.date_invalid = val->type != IMAP_ARG_STRING ||
+				!imap_date_time_canonical(val->str, m.internaldate);
 		else if (imap_arg_is_atom(a, "RFC822.SIZE") && imap_arg_get_number(val, &v))
 			m.size = v;
-		else if (a->type == IMAP_ARG_ATOM && strncasecmp(a->str, "BODY[", 5) == 0 &&
-			 m.body == NULL &&
+		else if (is_body_item(a) && m.body == NULL &&
 			 (val->type == IMAP_ARG_LITERAL || val->type == IMAP_ARG_STRING)) {
 			m.body = msgbody_new(c->opts.spool_dir);
 			if (!msgbody_write(m.body, val->str, val->len))
@@ -1325,14 +1516,31 @@ int imap_uid_fetch_many(struct imap_client *c, const char *const *uidsets, size_
 /* ------------------------------------------------------------------ */
 /* APPEND                                                              */
 
+/* Flags and date are checked again here, whoever built them: this is
+   the last place before the wire (see imap_flag_canonical). */
 static void append_one(struct imap_client *c, struct imap_cmd *cmd,
 		       const struct imap_append_msg *m)
 {
+	char canon[IMAP_KEYWORD_MAX + 1], date[IMAP_DATE_TIME_LEN];
 	struct cmd_part *p;
+	const char *f = m->flags ? m->flags : "";
+	bool first = true;
 
-	cmd_text(cmd, " (%s)", m->flags ? m->flags : "");
-	if (m->internaldate != NULL && *m->internaldate != '\0')
-		cmd_text(cmd, " \"%s\"", m->internaldate);
+	cmd_text(cmd, " (");
+	while (*f != '\0') {
+		size_t len = strcspn(f, " ");
+		char *one = xstrndup(f, len);
+		if (imap_flag_canonical(one, canon)) {
+			cmd_text(cmd, "%s%s", first ? "" : " ", canon);
+			first = false;
+		}
+		free(one);
+		f += len;
+		f += strspn(f, " ");
+	}
+	cmd_text(cmd, ")");
+	if (m->internaldate != NULL && imap_date_time_canonical(m->internaldate, date))
+		cmd_text(cmd, " \"%s\"", date);
 	cmd_text(cmd, " ");
 	p = cmd_add_part(cmd, PART_BODY);
 	p->body = m->body;

@@ -16,6 +16,7 @@
 #include "imap_parser.h"
 #include "msgbody.h"
 #include "task.h"
+#include "uidset.h"
 
 enum imap_cap {
 	CAP_IMAP4REV1 = 1u << 0,
@@ -154,25 +155,17 @@ int imap_namespace(struct imap_client *c, char *prefix, size_t prefix_len,
 int imap_enable(struct imap_client *c, const char *exts, struct imap_result *res);
 int imap_id(struct imap_client *c, struct imap_result *res);
 
-struct uid_list {
-	uint32_t *uids;
-	size_t count, cap;
-};
-void uid_list_add(struct uid_list *l, uint32_t uid);
-void uid_list_free(struct uid_list *l);
-/* "1:3,7" from a sorted list (subset [from, from+n)). */
-char *uid_list_to_set(const uint32_t *uids, size_t n);
-/* Parse "1:3,7" into l; false on syntax error or a range over max_count. */
-bool uid_set_parse(const char *set, struct uid_list *l, size_t max_count);
-
 /* UID SEARCH criteria -> sorted UIDs (ESEARCH used when offered). */
 int imap_uid_search(struct imap_client *c, const char *criteria,
 		    struct uid_list *uids_r, struct imap_result *res);
 
 struct imap_fetched {
 	uint32_t uid;
-	char flags[512];          /* space-separated, \Recent dropped */
-	char internaldate[64];    /* as sent, "" if absent */
+	char flags[512];          /* space-separated, canonical; \Recent and
+	                             flags no server could take dropped */
+	unsigned flags_dropped;   /* how many were dropped (not \Recent) */
+	char internaldate[64];    /* re-formatted, "" if absent or invalid */
+	bool date_invalid;        /* the server sent one, but not a date */
 	uint64_t size;            /* RFC822.SIZE, 0 if absent */
 	struct msgbody *body;     /* BODY[] when asked; callee may take it */
 };

@@ -30,8 +30,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "imap_parser.h"
 #include "util.h"
@@ -1156,4 +1158,86 @@ char *imap_response_dump(const struct imap_response *resp)
 	}
 	buf_append(&out, "", 1);
 	return (char *)out.data;
+}
+
+/* ------------------------------------------------------------------ */
+/* server data that goes back on the wire                              */
+
+static bool atom_char(unsigned char ch)
+{
+	/* ATOM-CHAR: any CHAR except atom-specials: ( ) { SP CTL % * " \ ] */
+	return ch > 0x20 && ch < 0x7f && strchr("(){%*\"\\]", ch) == NULL;
+}
+
+bool imap_flag_canonical(const char *flag, char *out)
+{
+	static const char *const system_flags[] = {
+		"\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft",
+	};
+	size_t len = strlen(flag);
+
+	if (flag[0] == '\\') {
+		for (size_t i = 0; i < sizeof(system_flags) / sizeof(system_flags[0]); i++) {
+			if (strcasecmp(flag, system_flags[i]) == 0) {
+				memcpy(out, system_flags[i], strlen(system_flags[i]) + 1);
+				return true;
+			}
+		}
+		return false;
+	}
+	if (len == 0 || len > IMAP_KEYWORD_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!atom_char((unsigned char)flag[i]))
+			return false;
+	memcpy(out, flag, len + 1);
+	return true;
+}
+
+static bool digits(const char *s, size_t n, int *v)
+{
+	*v = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		*v = *v * 10 + (s[i] - '0');
+	}
+	return true;
+}
+
+bool imap_date_time_canonical(const char *s, char *out)
+{
+	static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+	static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	int day, mon = -1, year, hh, mm, ss, zh, zm;
+	const char *p = s;
+
+	/* date-day-fixed: " 1" or "01"; one digit is seen in the wild. */
+	if (p[0] == ' ' && digits(p + 1, 1, &day))
+		p += 2;
+	else if (digits(p, 2, &day))
+		p += 2;
+	else if (digits(p, 1, &day))
+		p += 1;
+	else
+		return false;
+	if (*p++ != '-')
+		return false;
+	for (int i = 0; i < 12; i++)
+		if (strncasecmp(p, months + 3 * i, 3) == 0)
+			mon = i;
+	if (mon < 0 || p[3] != '-')
+		return false;
+	p += 4;
+	if (!digits(p, 4, &year) || p[4] != ' ' || !digits(p + 5, 2, &hh) || p[7] != ':' ||
+	    !digits(p + 8, 2, &mm) || p[10] != ':' || !digits(p + 11, 2, &ss) ||
+	    p[13] != ' ' || (p[14] != '+' && p[14] != '-') ||
+	    !digits(p + 15, 2, &zh) || !digits(p + 17, 2, &zm) || p[19] != '\0')
+		return false;
+	if (day < 1 || day > mdays[mon] || year < 1970 || hh > 23 || mm > 59 ||
+	    ss > 60 || zh > 23 || zm > 59)
+		return false;
+	snprintf(out, IMAP_DATE_TIME_LEN, "%02d-%.3s-%04d %02d:%02d:%02d %c%02d%02d", day,
+		 months + 3 * mon, year, hh, mm, ss, p[14], zh, zm);
+	return true;
 }

@@ -167,4 +167,24 @@ const char *imap_arg_as_astring(const struct imap_arg *arg);
 bool imap_arg_get_nstring(const struct imap_arg *arg, const char **str_r);
 bool imap_arg_get_number(const struct imap_arg *arg, uint64_t *num_r);
 
+/* Server data that goes back on the wire.  A flag or a date a server
+   refuses as syntax is answered BAD, and with LITERAL+ the message that
+   follows is then read as commands: so nothing taken from one server is
+   sent to the other unless it passes these. */
+
+/* A flag as APPEND/STORE may send it: one of the five settable system
+   flags, or a keyword made of ATOM-CHARs (RFC 3501), at most
+   IMAP_KEYWORD_MAX bytes.  Writes the canonical spelling ("\Seen") to
+   out (at least IMAP_KEYWORD_MAX + 1 bytes) and returns true, or false
+   for anything else (\Recent, unknown system flags, 8-bit, specials). */
+#define IMAP_KEYWORD_MAX 250
+bool imap_flag_canonical(const char *flag, char *out);
+
+/* An INTERNALDATE ("dd-Mon-yyyy hh:mm:ss +zzzz", day space- or
+   zero-padded or one digit) re-formatted from its parsed fields as
+   "dd-Mon-yyyy hh:mm:ss +zzzz" into out (at least
+   IMAP_DATE_TIME_LEN bytes).  False when it is not a valid date-time. */
+#define IMAP_DATE_TIME_LEN 27
+bool imap_date_time_canonical(const char *s, char *out);
+
 #endif

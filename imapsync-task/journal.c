@@ -6,14 +6,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "exitcode.h"
 #include "journal.h"
 #include "util.h"
 
-#define JOURNAL_MAGIC "imapsync-task-journal 1"
-#define STATE_MAGIC "imapsync-task-state 1"
+/* Version 1 files (the first release) are still read; anything opened
+   writable is rewritten as version 2 at once. */
+#define JOURNAL_MAGIC_V1 "imapsync-task-journal 1"
+#define STATE_MAGIC_V1 "imapsync-task-state 1"
+#define JOURNAL_MAGIC "imapsync-task-journal 2"
+#define STATE_MAGIC "imapsync-task-state 2"
 
 struct journal {
 	char *dir;
@@ -21,6 +26,11 @@ struct journal {
 	struct jentry **slots;  /* open addressing, power of two */
 	size_t nslots, count;
 	bool append_in_flight;  /* last batch marker not yet settled */
+	uint32_t in_flight_uid; /* ... for this remote UID only; 0: all */
+	char *owner;            /* "task=NAME remote=USER@HOST:PORT" or NULL */
+	uint64_t gen;           /* this journal file's generation */
+	int mark_fd;            /* journal.mark: gen and synced length */
+	bool legacy;            /* a version 1 file was read */
 	char error[512];
 };
 
@@ -184,33 +194,74 @@ static bool get_name(const char *tok, char **name_r)
 
 static const char state_letter[] = { 0, 'I', 'D', 'S', 'X', 'K', 'f', 'F' };
 
-static void format_entry(struct buf *b, char letter, const struct jentry *e)
+static uint32_t line_check(const char *s, size_t len)
 {
-	buf_appendf(b, "%c ", letter);
-	put_name(b, e->mbox);
-	buf_appendf(b, " %u %u %llu %016llx %u %u %u\n", e->ruv, e->ruid,
-		    (unsigned long long)e->size, (unsigned long long)e->hash,
-		    e->luv, e->luid, e->luidnext);
+	uint32_t h = 0x811c9dc5u;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 0x01000193u;
+	}
+	return h;
 }
 
-/* Apply one line.  'A' (abandoned) removes the entry. */
-static bool apply_line(struct journal *j, char *line)
+/* Version 2 line: the v1 fields, the canonical hash and length, and a
+   checksum of the line, so a changed digit is refused, not acted on. */
+static void format_entry(struct buf *b, char letter, const struct jentry *e)
+{
+	size_t start = b->len;
+
+	buf_appendf(b, "%c ", letter);
+	put_name(b, e->mbox);
+	buf_appendf(b, " %u %u %llu %016llx %u %u %u %016llx %llu", e->ruv, e->ruid,
+		    (unsigned long long)e->size, (unsigned long long)e->hash,
+		    e->luv, e->luid, e->luidnext, (unsigned long long)e->chash,
+		    (unsigned long long)e->clen);
+	buf_appendf(b, " #%08x\n", line_check((const char *)b->data + start, b->len - start));
+}
+
+static void format_owner(struct buf *b, const char *owner)
+{
+	buf_append(b, "owner ", 6);
+	put_name(b, owner != NULL ? owner : "-");
+	buf_append(b, "\n", 1);
+}
+
+/* Apply one line (v2 unless legacy).  'A' (abandoned) removes the
+   entry. */
+static bool apply_line(struct journal *j, char *line, bool legacy)
 {
 	char letter, name[4096];
-	unsigned ruv, ruid, luv, luid, luidnext;
-	unsigned long long size, hash;
+	unsigned ruv, ruid, luv, luid, luidnext, check;
+	unsigned long long size, hash, chash = 0, clen = 0;
 	char *mbox;
 	int n;
 
-	if (sscanf(line, "%c %4095s %u %u %llu %llx %u %u %u%n", &letter, name, &ruv,
-		   &ruid, &size, &hash, &luv, &luid, &luidnext, &n) != 9 ||
-	    line[n] != '\0' || !get_name(name, &mbox))
+	if (legacy) {
+		if (sscanf(line, "%c %4095s %u %u %llu %llx %u %u %u%n", &letter, name, &ruv,
+			   &ruid, &size, &hash, &luv, &luid, &luidnext, &n) != 9 ||
+		    line[n] != '\0')
+			return false;
+	} else {
+		char *sum = strrchr(line, '#');
+		if (sum == NULL || sum == line || sum[-1] != ' ' ||
+		    sscanf(sum, "#%8x%n", &check, &n) != 1 || sum[n] != '\0' || n != 9 ||
+		    check != line_check(line, (size_t)(sum - 1 - line)))
+			return false;
+		sum[-1] = '\0';
+		if (sscanf(line, "%c %4095s %u %u %llu %llx %u %u %u %llx %llu%n", &letter, name,
+			   &ruv, &ruid, &size, &hash, &luv, &luid, &luidnext, &chash, &clen,
+			   &n) != 11 || line[n] != '\0')
+			return false;
+	}
+	if (!get_name(name, &mbox))
 		return false;
 	/* 'B' marks an APPEND about to be sent; the D (confirmed) or A
 	   (refused) lines that follow settle it.  It names no message. */
 	if (letter == 'B') {
 		free(mbox);
 		j->append_in_flight = true;
+		j->in_flight_uid = ruid;
 		return true;
 	}
 	if (letter == 'D' || letter == 'A' || letter == 'K')
@@ -237,6 +288,8 @@ static bool apply_line(struct journal *j, char *line)
 	e->luv = luv;
 	e->luid = luid;
 	e->luidnext = luidnext;
+	e->chash = chash;
+	e->clen = clen;
 	return true;
 }
 
@@ -264,8 +317,141 @@ static char *slurp(const char *path, size_t *len_r)
 	return (char *)b.data;
 }
 
-static int load_file(struct journal *j, const char *name, const char *magic,
-		     bool tolerate_torn_tail)
+static int data_error(struct journal *j, const char *path, const char *what)
+{
+	snprintf(j->error, sizeof(j->error), "%s: %s; the task needs an operator: move the "
+		 "state directory away to rebuild it (see imapsync-task(8))", path, what);
+	return EXIT_DATAERR;
+}
+
+/* The owner line binds a state to its task and remote account: another
+   task's state copied in would make the deletion policies act on mail
+   this task never imported. */
+static int check_owner(struct journal *j, const char *path, const char *line)
+{
+	char *owner;
+
+	if (strncmp(line, "owner ", 6) != 0 || !get_name(line + 6, &owner))
+		return data_error(j, path, "malformed owner line");
+	bool ok = j->owner == NULL || strcmp(owner, "-") == 0 || strcmp(owner, j->owner) == 0;
+	if (!ok) {
+		char what[600];
+		snprintf(what, sizeof(what), "written for %.250s, not for %.250s", owner, j->owner);
+		free(owner);
+		return data_error(j, path, what);
+	}
+	free(owner);
+	return 0;
+}
+
+/* The snapshot: magic, owner, entries, "end COUNT CHECKSUM" over every
+   byte before it, so a truncated or edited snapshot is refused. */
+static int load_state(struct journal *j, const char *path, char *text)
+{
+	char *line = text, *nl;
+	size_t lineno = 0, entries = 0;
+	bool legacy = false, ended = false;
+	int rc = 0;
+
+	uint64_t sum_before = FNV1A64_INIT;  /* of every line before this one */
+
+	while (rc == 0 && (nl = strchr(line, '\n')) != NULL) {
+		uint64_t sum_here = sum_before;
+		sum_before = fnv1a64(sum_before, line, (size_t)(nl + 1 - line));
+		*nl = '\0';
+		lineno++;
+		if (ended) {
+			rc = data_error(j, path, "data after the end line");
+		} else if (lineno == 1) {
+			legacy = strcmp(line, STATE_MAGIC_V1) == 0;
+			if (!legacy && strcmp(line, STATE_MAGIC) != 0)
+				rc = data_error(j, path, "incompatible or corrupt state (unknown first line)");
+			j->legacy |= legacy;
+		} else if (lineno == 2 && !legacy) {
+			rc = check_owner(j, path, line);
+		} else if (!legacy && strncmp(line, "end ", 4) == 0) {
+			unsigned long long count, sum;
+			int n;
+			if (sscanf(line, "end %llu %llx%n", &count, &sum, &n) != 2 || line[n] != '\0' ||
+			    count != entries || sum != sum_here)
+				rc = data_error(j, path, "checksum mismatch: the snapshot was damaged");
+			ended = true;
+		} else if (!apply_line(j, line, legacy)) {
+			char *where = xasprintf("%s:%zu", path, lineno);
+			rc = data_error(j, where, "malformed or damaged entry");
+			free(where);
+		} else {
+			entries++;
+		}
+		line = nl + 1;
+	}
+	if (rc == 0 && (*line != '\0' || (!legacy && !ended && lineno > 0)))
+		rc = data_error(j, path, "truncated");
+	return rc;
+}
+
+/* The journal: magic (with the file's generation), owner, entries.  A
+   last line without its newline is a write torn by a crash: the step it
+   records never completed, so it is dropped. */
+static int load_journal(struct journal *j, const char *path, char *text)
+{
+	char *line = text, *nl;
+	size_t lineno = 0;
+	bool legacy = false;
+	int rc = 0;
+
+	while (rc == 0 && (nl = strchr(line, '\n')) != NULL) {
+		*nl = '\0';
+		lineno++;
+		if (lineno == 1) {
+			unsigned long long gen;
+			int n;
+			legacy = strcmp(line, JOURNAL_MAGIC_V1) == 0;
+			j->legacy |= legacy;
+			if (!legacy && (sscanf(line, JOURNAL_MAGIC " %llx%n", &gen, &n) != 1 ||
+					line[n] != '\0'))
+				rc = data_error(j, path, "incompatible or corrupt journal (unknown first line)");
+			else if (!legacy)
+				j->gen = gen;
+		} else if (lineno == 2 && !legacy) {
+			rc = check_owner(j, path, line);
+		} else if (!apply_line(j, line, legacy)) {
+			char *where = xasprintf("%s:%zu", path, lineno);
+			rc = data_error(j, where, "malformed or damaged entry");
+			free(where);
+		}
+		line = nl + 1;
+	}
+	return rc;
+}
+
+/* journal.mark holds the journal's generation and its length at the
+   last sync.  A journal shorter than that lost lines it had on disk (a
+   restore, a damaged file system): its intents are gone, and acting on
+   the rest could deliver twice.  So it is refused. */
+static int check_mark(struct journal *j, size_t journal_len)
+{
+	char *path = xasprintf("%s/journal.mark", j->dir);
+	size_t len;
+	char *text = slurp(path, &len);
+	unsigned long long gen, synced;
+	int rc = 0, n;
+
+	if (text != NULL && sscanf(text, "%llx %llu\n%n", &gen, &synced, &n) == 2 &&
+	    gen == j->gen && j->gen != 0 && journal_len < synced) {
+		char what[160];
+		snprintf(what, sizeof(what), "%zu bytes, but %llu were on disk at the last sync: "
+			 "lines are missing", journal_len, synced);
+		free(path);
+		path = xasprintf("%s/journal", j->dir);
+		rc = data_error(j, path, what);
+	}
+	free(text);
+	free(path);
+	return rc;
+}
+
+static int load_file(struct journal *j, const char *name)
 {
 	char *path = xasprintf("%s/%s", j->dir, name);
 	size_t len;
@@ -281,61 +467,85 @@ static int load_file(struct journal *j, const char *name, const char *magic,
 		free(path);
 		return rc;
 	}
-	char *line = text, *nl;
-	size_t lineno = 0;
-	while (rc == 0 && (nl = strchr(line, '\n')) != NULL) {
-		*nl = '\0';
-		lineno++;
-		if (lineno == 1) {
-			if (strcmp(line, magic) != 0) {
-				snprintf(j->error, sizeof(j->error),
-					 "%s: incompatible or corrupt state (first line is not \"%s\"); "
-					 "move the task's state directory away to rebuild it", path, magic);
-				rc = EXIT_DATAERR;
-			}
-		} else if (!apply_line(j, line)) {
-			snprintf(j->error, sizeof(j->error), "%s:%zu: malformed entry", path, lineno);
-			rc = EXIT_DATAERR;
-		}
-		line = nl + 1;
-	}
-	/* A line without its newline is a write torn by a crash: the step it
-	   records never completed, so it is safe to drop - but only in the
-	   journal, and only at the very end. */
-	if (rc == 0 && *line != '\0' && !tolerate_torn_tail) {
-		snprintf(j->error, sizeof(j->error), "%s: truncated", path);
-		rc = EXIT_DATAERR;
-	}
-	if (rc == 0 && lineno == 0 && *line != '\0' && tolerate_torn_tail)
-		rc = 0;
+	if (strlen(text) != len)
+		rc = data_error(j, path, "NUL byte in the file");
+	else if (strcmp(name, "state") == 0)
+		rc = load_state(j, path, text);
+	else if ((rc = load_journal(j, path, text)) == 0)
+		rc = check_mark(j, len);
 	free(text);
 	free(path);
 	return rc;
 }
 
+static uint64_t new_generation(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t g = ((uint64_t)ts.tv_sec << 30) ^ (uint64_t)ts.tv_nsec ^
+		((uint64_t)getpid() << 40);
+	return g != 0 ? g : 1;
+}
+
+/* The header of a new (or emptied) journal: magic with a fresh
+   generation, and the owner. */
+static int write_journal_header(struct journal *j)
+{
+	struct buf b = { 0 };
+	int rc = 0;
+
+	j->gen = new_generation();
+	buf_appendf(&b, "%s %016llx\n", JOURNAL_MAGIC, (unsigned long long)j->gen);
+	format_owner(&b, j->owner);
+	if (write_full(j->fd, b.data, b.len) < 0 || fdatasync(j->fd) < 0) {
+		snprintf(j->error, sizeof(j->error), "cannot write %s/journal: %s", j->dir,
+			 strerror(errno));
+		rc = io_exit_code(errno);
+	}
+	buf_free(&b);
+	return rc;
+}
+
+/* Record the journal's generation and synced length (see check_mark).
+   Fixed width, so it is rewritten in place. */
+static int write_mark(struct journal *j)
+{
+	char line[64];
+	off_t len = lseek(j->fd, 0, SEEK_END);
+	int n = snprintf(line, sizeof(line), "%016llx %020lld\n", (unsigned long long)j->gen,
+			 (long long)len);
+
+	if (len < 0 || pwrite(j->mark_fd, line, (size_t)n, 0) != n || fdatasync(j->mark_fd) < 0) {
+		snprintf(j->error, sizeof(j->error), "cannot write %s/journal.mark: %s", j->dir,
+			 strerror(errno));
+		return io_exit_code(errno);
+	}
+	return 0;
+}
+
 static int journal_open_append(struct journal *j)
 {
 	char *path = xasprintf("%s/journal", j->dir);
+	char *mark = xasprintf("%s/journal.mark", j->dir);
 	off_t end;
+	int rc = 0;
 
 	j->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (j->fd < 0) {
-		snprintf(j->error, sizeof(j->error), "cannot open %s: %s", path, strerror(errno));
-		free(path);
-		return EXIT_IOERR;
+	if (j->fd >= 0)
+		j->mark_fd = open(mark, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (j->fd < 0 || j->mark_fd < 0) {
+		snprintf(j->error, sizeof(j->error), "cannot open %s: %s",
+			 j->fd < 0 ? path : mark, strerror(errno));
+		rc = io_exit_code(errno);
+	} else if ((end = lseek(j->fd, 0, SEEK_END)) == 0) {
+		rc = write_journal_header(j);
 	}
-	end = lseek(j->fd, 0, SEEK_END);
-	if (end == 0) {
-		if (write_full(j->fd, JOURNAL_MAGIC "\n", sizeof(JOURNAL_MAGIC)) < 0 ||
-		    fdatasync(j->fd) < 0) {
-			snprintf(j->error, sizeof(j->error), "cannot write %s: %s", path,
-				 strerror(errno));
-			free(path);
-			return io_exit_code(errno);
-		}
-	}
+	if (rc == 0)
+		rc = write_mark(j);
 	free(path);
-	return 0;
+	free(mark);
+	return rc;
 }
 
 /* Drop a torn last line (no newline) so new lines start clean. */
@@ -360,22 +570,28 @@ static int trim_torn_tail(struct journal *j)
 	return rc;
 }
 
-int journal_open(const char *dir, bool read_only, struct journal **j_r,
-		 char *err, size_t errlen)
+int journal_open(const char *dir, const char *owner, bool read_only,
+		 struct journal **j_r, char *err, size_t errlen)
 {
 	struct journal *j = xcalloc(1, sizeof(*j));
 	int rc;
 
 	j->dir = xstrdup(dir);
+	j->owner = owner != NULL ? xstrdup(owner) : NULL;
 	j->fd = -1;
+	j->mark_fd = -1;
 	grow(j);
-	rc = load_file(j, "state", STATE_MAGIC, false);
+	rc = load_file(j, "state");
 	if (rc == 0)
-		rc = load_file(j, "journal", JOURNAL_MAGIC, true);
+		rc = load_file(j, "journal");
 	if (rc == 0 && !read_only)
 		rc = trim_torn_tail(j);
 	if (rc == 0 && !read_only)
 		rc = journal_open_append(j);
+	/* A version 1 state becomes version 2 (with its owner) before any
+	   line of the new format is added to it. */
+	if (rc == 0 && !read_only && j->legacy)
+		rc = journal_commit(j);
 	if (rc != 0) {
 		snprintf(err, errlen, "%s", j->error);
 		journal_close(&j);
@@ -393,6 +609,9 @@ void journal_close(struct journal **jp)
 		return;
 	if (j->fd >= 0)
 		close(j->fd);
+	if (j->mark_fd >= 0)
+		close(j->mark_fd);
+	free(j->owner);
 	for (size_t i = 0; i < j->nslots; i++) {
 		if (j->slots[i] != NULL) {
 			free(j->slots[i]->mbox);
@@ -443,14 +662,33 @@ int journal_append_started(struct journal *j, const char *mbox)
 	struct jentry marker = { .mbox = (char *)mbox };
 	int rc = append_line(j, 'B', &marker);
 
-	if (rc == 0)
+	if (rc == 0) {
 		j->append_in_flight = true;
+		j->in_flight_uid = 0;
+	}
+	return rc;
+}
+
+int journal_delivery_started(struct journal *j, const struct jentry *e)
+{
+	struct jentry marker = { .mbox = e->mbox, .ruv = e->ruv, .ruid = e->ruid };
+	int rc = append_line(j, 'B', &marker);
+
+	if (rc == 0) {
+		j->append_in_flight = true;
+		j->in_flight_uid = e->ruid;
+	}
 	return rc;
 }
 
 bool journal_append_in_flight(const struct journal *j)
 {
 	return j->append_in_flight;
+}
+
+bool journal_in_flight(const struct journal *j, const struct jentry *e)
+{
+	return j->append_in_flight && (j->in_flight_uid == 0 || j->in_flight_uid == e->ruid);
 }
 
 int journal_sync(struct journal *j)
@@ -461,7 +699,7 @@ int journal_sync(struct journal *j)
 			 strerror(errno));
 		return io_exit_code(errno);
 	}
-	return 0;
+	return write_mark(j);
 }
 
 int journal_intent(struct journal *j, const struct jentry *tmpl)
@@ -476,6 +714,8 @@ int journal_intent(struct journal *j, const struct jentry *tmpl)
 		e->luv = tmpl->luv;
 		e->luid = 0;
 		e->luidnext = tmpl->luidnext;
+		e->chash = tmpl->chash;
+		e->clen = tmpl->clen;
 	}
 	return rc;
 }
@@ -574,21 +814,28 @@ int journal_commit(struct journal *j)
 	struct buf b = { 0 };
 	int fd = -1, rc = 0;
 
+	size_t count = 0;
 	buf_appendf(&b, "%s\n", STATE_MAGIC);
+	format_owner(&b, j->owner);
 	for (size_t i = 0; i < j->nslots; i++) {
 		struct jentry *e = j->slots[i];
 		/* Deleted-on-remote entries are finished: the remote UID will
 		   never come back, so they need not be remembered. */
-		if (e != NULL && e->state != J_DELETED)
+		if (e != NULL && e->state != J_DELETED) {
 			format_entry(&b, state_letter[e->state], e);
+			count++;
+		}
 	}
 	/* An APPEND left unsettled must stay known as such (the next run
 	   waits for the server to finish it); last, because the D and K
 	   lines above settle the marker when replayed. */
 	if (j->append_in_flight) {
-		struct jentry marker = { .mbox = (char *)"-" };
+		struct jentry marker = { .mbox = (char *)"-", .ruid = j->in_flight_uid };
 		format_entry(&b, 'B', &marker);
+		count++;
 	}
+	buf_appendf(&b, "end %zu %016llx\n", count,
+		    (unsigned long long)fnv1a64(FNV1A64_INIT, b.data, b.len));
 	/* Order is important!  The new snapshot must be durable under its
 	   final name before the journal it replaces is emptied; a crash in
 	   between replays the journal over the new snapshot, which only
@@ -610,12 +857,13 @@ int journal_commit(struct journal *j)
 		goto out;
 	}
 	journal_killpoint();
-	if (ftruncate(j->fd, 0) < 0 ||
-	    write_full(j->fd, JOURNAL_MAGIC "\n", sizeof(JOURNAL_MAGIC)) < 0 ||
-	    fdatasync(j->fd) < 0) {
+	if (ftruncate(j->fd, 0) < 0) {
 		rc = io_exit_code(errno);
 		snprintf(j->error, sizeof(j->error), "cannot reset %s: %s", jpath, strerror(errno));
+	} else if ((rc = write_journal_header(j)) == 0) {
+		rc = write_mark(j);
 	}
+	j->legacy = false;
 	/* Deleted entries are now only in the old journal, which is gone. */
 	for (size_t i = 0; i < j->nslots; i++) {
 		struct jentry *e = j->slots[i];

@@ -34,14 +34,22 @@ struct jentry {
 	uint64_t hash;           /* FNV-1a 64 of the bytes */
 	uint32_t luv, luid;      /* local UIDVALIDITY, UID (0: unknown) */
 	uint32_t luidnext;       /* local UIDNEXT seen before the APPEND */
+	uint64_t chash, clen;    /* content hash and length (util.h); 0:
+	                            unknown (recorded by version 1) */
+	bool verified;           /* not on disk: this run fetched the remote
+	                            message under this key and hashed it */
 };
 
 struct journal;
 
 /* Load dir/state, replay dir/journal.  0, or an exit code with err set.
-   read_only: change nothing on disk (status, dry runs); no writes then. */
-int journal_open(const char *dir, bool read_only, struct journal **j_r,
-		 char *err, size_t errlen);
+   read_only: change nothing on disk (status, dry runs); no writes then.
+   owner names the task and remote account ("task=N remote=U@H:P"): a
+   state written for another owner is refused with EXIT_DATAERR.  NULL
+   checks nothing.  A state written by version 1 is read, and (unless
+   read_only) rewritten at once in the current version. */
+int journal_open(const char *dir, const char *owner, bool read_only,
+		 struct journal **j_r, char *err, size_t errlen);
 void journal_close(struct journal **j);
 
 struct jentry *journal_get(struct journal *j, const char *mbox,
@@ -73,7 +81,12 @@ int journal_sync(struct journal *j);
    leave the server still saving it).  journal_append_in_flight() tells,
    after a restart, whether the last run died with an APPEND unsettled. */
 int journal_append_started(struct journal *j, const char *mbox);
+/* The same for the delivery of one message (LMTP): only its intent may
+   be still in the server's hands after a crash. */
+int journal_delivery_started(struct journal *j, const struct jentry *e);
 bool journal_append_in_flight(const struct journal *j);
+/* Whether e's delivery may still be completing (see above). */
+bool journal_in_flight(const struct journal *j, const struct jentry *e);
 
 /* Fold the journal into a new snapshot: write state.new, fsync, rename,
    fsync the directory, then empty the journal.  Order is important! */

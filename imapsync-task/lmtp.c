@@ -24,7 +24,29 @@ struct lmtp_session {
 	int timeout_ms;
 	struct buf in;
 	struct buf out;
+	void (*progress)(void *ctx);
+	void *progress_ctx;
 };
+
+/* Read what the server says, within the session's timeout, showing a
+   sign of life every second: while the server is still taking or saving
+   a message, this run is alive, and a crash now must leave the next run
+   its full grace (sync_inbox.c, reconcile_intents). */
+static ssize_t read_alive(struct lmtp_session *s)
+{
+	int left = s->timeout_ms;
+
+	buf_reserve(&s->in, 4096);
+	for (;;) {
+		int slice = left < 1000 ? left : 1000;
+		enum net_status st;
+		ssize_t n = net_read(s->conn, s->in.data + s->in.len, 4096, slice, &st);
+		if (n >= 0 || st != NET_ERR_TIMEOUT || (left -= slice) <= 0)
+			return n;
+		if (s->progress != NULL)
+			s->progress(s->progress_ctx);
+	}
+}
 
 /* Read one reply (possibly multi-line "250-..."); *code_r gets the
    three-digit code and text the last line. */
@@ -35,9 +57,7 @@ static bool read_reply(struct lmtp_session *s, int *code_r, char *text, size_t l
 		if (nl == NULL) {
 			if (s->in.len > LMTP_LINE_MAX)
 				return false;
-			enum net_status st;
-			buf_reserve(&s->in, 4096);
-			ssize_t n = net_read(s->conn, s->in.data + s->in.len, 4096, s->timeout_ms, &st);
+			ssize_t n = read_alive(s);
 			if (n < 0)
 				return false;
 			s->in.len += (size_t)n;
@@ -72,8 +92,8 @@ static bool send_line(struct lmtp_session *s, const char *prefix, const char *ar
 	return net_write(s->conn, line, (size_t)n, s->timeout_ms) == NET_OK;
 }
 
-int lmtp_open(const char *target, int timeout_ms, struct lmtp_session **s_r,
-	      char *err, size_t errlen)
+int lmtp_open(const char *target, int timeout_ms, void (*progress)(void *ctx),
+	      void *progress_ctx, struct lmtp_session **s_r, char *err, size_t errlen)
 {
 	struct lmtp_session *s = xcalloc(1, sizeof(*s));
 	char sub[400], text[LMTP_LINE_MAX];
@@ -81,6 +101,8 @@ int lmtp_open(const char *target, int timeout_ms, struct lmtp_session **s_r,
 	int code;
 
 	s->timeout_ms = timeout_ms;
+	s->progress = progress;
+	s->progress_ctx = progress_ctx;
 	if (target[0] == '/') {
 		st = net_connect_unix(target, timeout_ms, &s->conn, sub, sizeof(sub));
 	} else {
@@ -151,9 +173,17 @@ static bool send_body(struct lmtp_session *s, const struct msgbody *body)
 		off += (uint64_t)n;
 		if (net_write(s->conn, s->out.data, s->out.len, s->timeout_ms) != NET_OK)
 			return false;
+		/* A sign of life while the message goes out: a run that dies
+		   now leaves a delivery the server may still complete, and the
+		   next run waits for it from this moment (sync_inbox.c). */
+		if (s->progress != NULL)
+			s->progress(s->progress_ctx);
 	}
 	const char *end = last == '\n' ? ".\r\n" : "\r\n.\r\n";
-	return net_write(s->conn, end, strlen(end), s->timeout_ms) == NET_OK;
+	bool sent = net_write(s->conn, end, strlen(end), s->timeout_ms) == NET_OK;
+	if (s->progress != NULL)
+		s->progress(s->progress_ctx);
+	return sent;
 }
 
 static enum lmtp_outcome classify(int code, const char *text)

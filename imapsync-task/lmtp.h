@@ -18,9 +18,10 @@ enum lmtp_outcome {
 struct lmtp_session;
 
 /* target: "host:port" or an absolute unix socket path.  0 or an exit
-   code with err set. */
-int lmtp_open(const char *target, int timeout_ms, struct lmtp_session **s_r,
-	      char *err, size_t errlen);
+   code with err set.  progress (may be NULL) is called as message data
+   goes out: a sign of life for the next run, as in imap_client_opts. */
+int lmtp_open(const char *target, int timeout_ms, void (*progress)(void *ctx),
+	      void *progress_ctx, struct lmtp_session **s_r, char *err, size_t errlen);
 void lmtp_close(struct lmtp_session **s);
 
 /* Deliver one message to rcpt.  from is the envelope sender (may be ""). */

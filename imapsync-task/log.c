@@ -20,7 +20,10 @@
 #include "util.h"
 
 #define LOG_LINE_MAX 4096
-#define MAX_SECRETS 8
+#define MAX_SECRETS 16
+/* A piece of a secret this long, left where a string was cut, is
+   redacted too. */
+#define SECRET_FRAGMENT_MIN 6
 
 static const char *log_ident = "imapsync-task";
 static char log_task[256];
@@ -91,33 +94,52 @@ void log_forget_secret(const char *secret)
 			secrets[i] = NULL;
 }
 
-static const char *find_secret(const char *s, size_t *len_r)
+/* How many bytes at s (len bytes to the end of the string) are a
+   registered secret, or what a cut left of one: a prefix of it that runs
+   to the end of the string (cut after), or, at the very start of the
+   string, a suffix of it (cut before).  0 if none. */
+static size_t secret_at(const char *s, size_t len, bool at_start)
 {
+	size_t best = 0;
+
 	for (size_t i = 0; i < MAX_SECRETS; i++) {
 		size_t n;
 
 		if (secrets[i] == NULL)
 			continue;
 		n = strlen(secrets[i]);
-		if (strncmp(s, secrets[i], n) == 0) {
-			*len_r = n;
-			return secrets[i];
+		if (n <= len && memcmp(s, secrets[i], n) == 0) {
+			if (n > best)
+				best = n;
+			continue;
+		}
+		if (len < n && len >= SECRET_FRAGMENT_MIN &&
+		    memcmp(s, secrets[i], len) == 0) {
+			best = len;
+			continue;
+		}
+		for (size_t k = n - 1; at_start && k >= SECRET_FRAGMENT_MIN && k > best; k--) {
+			if (k <= len && memcmp(s, secrets[i] + n - k, k) == 0) {
+				best = k;
+				break;
+			}
 		}
 	}
-	return NULL;
+	return best;
 }
 
 void log_redact(char *dst, size_t dstlen, const char *src)
 {
 	static const char mark[] = "<redacted>";
+	const char *start = src, *end = src + strlen(src);
 	size_t o = 0;
 
 	if (dstlen == 0)
 		return;
 	while (*src != '\0' && o + 1 < dstlen) {
-		size_t n;
+		size_t n = secret_at(src, (size_t)(end - src), src == start);
 
-		if (find_secret(src, &n) != NULL) {
+		if (n > 0) {
 			for (size_t k = 0; mark[k] != '\0' && o + 1 < dstlen; k++)
 				dst[o++] = mark[k];
 			src += n;

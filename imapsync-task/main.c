@@ -296,7 +296,14 @@ static int run_sync(const struct options *o, struct task *t, struct local_config
 	char err[600];
 	int rc;
 
-	if ((rc = journal_open(dir, o->dry_run, &j, err, sizeof(err))) != 0) {
+	/* The state is bound to its task and remote account: another task's
+	   state copied here is refused, not acted on (deletions!).  Not to
+	   the port: moving from 143 to 993 is the same mailbox. */
+	char *owner = xasprintf("task=%s remote=%s@%s", t->name, t->remote_user,
+				t->remote.host);
+	rc = journal_open(dir, owner, o->dry_run, &j, err, sizeof(err));
+	free(owner);
+	if (rc != 0) {
 		log_warnx("%s", err);
 		return rc;
 	}
@@ -309,12 +316,9 @@ static int run_sync(const struct options *o, struct task *t, struct local_config
 			.stop = &stop_requested, .now = time(NULL),
 			.last_alive = run_lock_fd >= 0 ? runlog_lock_mtime(run_lock_fd) : 0,
 		};
-		if (t->folders != FOLDERS_INBOX) {
-			log_warnx("folders = %s is not supported by this version yet",
-				  folder_mode_name(t->folders));
-			rc = EXIT_CONFIG;
-		} else if (t->delivery == DELIVERY_LMTP &&
-			   (rc = lmtp_open(l->lmtp, o->timeout_ms, &env.lmtp, err, sizeof(err))) != 0) {
+		if (t->delivery == DELIVERY_LMTP &&
+		    (rc = lmtp_open(l->lmtp, o->timeout_ms, touch_lock, NULL, &env.lmtp,
+				    err, sizeof(err))) != 0) {
 			log_warnx("%s", err);
 		} else {
 			rc = sync_inbox(&env, counts);
@@ -363,6 +367,15 @@ static int cmd_run(const struct options *o, int argc, char **argv)
 	if ((rc = load_both(o, argv[0], &l, &t)) != 0) {
 		log_summary(argv[0], &counts, elapsed(&t0), rc);
 		return rc;
+	}
+	if (t->folders != FOLDERS_INBOX) {
+		/* Refused before any lock, state or connection, as check
+		   refuses it: no server sees a login for a task we cannot run. */
+		log_warnx("folders = %s is not supported by this version yet",
+			  folder_mode_name(t->folders));
+		rc = EXIT_CONFIG;
+		log_summary(t->name, &counts, elapsed(&t0), rc);
+		goto out;
 	}
 	dir = task_state_dir(o, t->name);
 	rc = runlog_lock(dir, &lockfd, &holder, err, sizeof(err));
@@ -580,7 +593,7 @@ static int cmd_status(const struct options *o, int argc, char **argv)
 	}
 	struct stat st;
 	if (stat(dir, &st) == 0) {
-		if ((rc = journal_open(dir, true, &j, err, sizeof(err))) != 0) {
+		if ((rc = journal_open(dir, NULL, true, &j, err, sizeof(err))) != 0) {
 			fprintf(stderr, "state: %s\n", err);
 		} else {
 			printf("\nfolder INBOX: %zu pending, %zu delivered (not yet \\Seen on remote), "

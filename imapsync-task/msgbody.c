@@ -17,19 +17,9 @@ struct msgbody {
 	int fd;                 /* -1 while in memory */
 	uint64_t size;
 	uint64_t hash;
+	struct content_hash canon;
 	bool has_nul;
 };
-
-uint64_t fnv1a64(uint64_t h, const void *data, size_t len)
-{
-	const unsigned char *p = data;
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= p[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
 
 struct msgbody *msgbody_new(const char *spool_dir)
 {
@@ -38,6 +28,7 @@ struct msgbody *msgbody_new(const char *spool_dir)
 	b->spool_dir = spool_dir != NULL ? spool_dir : "/tmp";
 	b->fd = -1;
 	b->hash = FNV1A64_INIT;
+	content_hash_init(&b->canon);
 	return b;
 }
 
@@ -70,6 +61,7 @@ static bool spill_to_file(struct msgbody *b)
 bool msgbody_write(struct msgbody *b, const void *data, size_t len)
 {
 	b->hash = fnv1a64(b->hash, data, len);
+	content_hash_update(&b->canon, data, len);
 	if (!b->has_nul && memchr(data, '\0', len) != NULL)
 		b->has_nul = true;
 	b->size += len;
@@ -90,6 +82,16 @@ uint64_t msgbody_size(const struct msgbody *b)
 uint64_t msgbody_hash(const struct msgbody *b)
 {
 	return b->hash;
+}
+
+uint64_t msgbody_content_hash(const struct msgbody *b)
+{
+	return b->canon.hash;
+}
+
+uint64_t msgbody_content_len(const struct msgbody *b)
+{
+	return b->canon.len;
 }
 
 bool msgbody_has_nul(const struct msgbody *b)

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "util.h"
+
 /* A batch holds up to 64 bodies: 64 x 256 KiB bounds what sits in RAM. */
 #define MSGBODY_MEM_MAX (256 * 1024)
 
@@ -20,12 +22,14 @@ struct msgbody *msgbody_new(const char *spool_dir);
 bool msgbody_write(struct msgbody *b, const void *data, size_t len);
 uint64_t msgbody_size(const struct msgbody *b);
 uint64_t msgbody_hash(const struct msgbody *b);
+/* The content hash and length (see struct content_hash): what a server
+   that stores line ends or NULs its own way still gives back. */
+uint64_t msgbody_content_hash(const struct msgbody *b);
+uint64_t msgbody_content_len(const struct msgbody *b);
 bool msgbody_has_nul(const struct msgbody *b);
 /* Read up to len bytes at offset; returns bytes read, -1 on error. */
 ssize_t msgbody_read(const struct msgbody *b, uint64_t offset, void *buf, size_t len);
 void msgbody_free(struct msgbody **b);
 
-uint64_t fnv1a64(uint64_t h, const void *data, size_t len);
-#define FNV1A64_INIT 0xcbf29ce484222325ULL
 
 #endif

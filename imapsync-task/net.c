@@ -266,6 +266,21 @@ static void describe_verify_failure(struct net_conn *c, char *err, size_t errlen
 		 c->peer, X509_verify_cert_error_string(vr), c->host, subject);
 }
 
+/* Did the handshake fail because the peer went away (EOF, reset) rather
+   than because of TLS itself (alert, bad certificate, version)? */
+static bool handshake_conn_lost(int ssl_error)
+{
+	if (ssl_error == SSL_ERROR_SYSCALL)
+		return true;    /* a socket error, or EOF (OpenSSL 1.1) */
+#ifdef SSL_R_UNEXPECTED_EOF_WHILE_READING
+	unsigned long e = ERR_peek_error();
+	if (ssl_error == SSL_ERROR_SSL && ERR_GET_LIB(e) == ERR_LIB_SSL &&
+	    ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING)
+		return true;
+#endif
+	return false;
+}
+
 enum net_status net_start_tls(struct net_conn *c, const struct net_tls_opts *opts,
 			      int timeout_ms, char *err, size_t errlen)
 {
@@ -299,8 +314,17 @@ enum net_status net_start_tls(struct net_conn *c, const struct net_tls_opts *opt
 		else if (se == SSL_ERROR_WANT_WRITE)
 			st = wait_fd(c->fd, POLLOUT, deadline);
 		else {
+			int saved = errno;
 			if (opts->verify && SSL_get_verify_result(c->ssl) != X509_V_OK) {
 				describe_verify_failure(c, err, errlen);
+			} else if (handshake_conn_lost(se)) {
+				/* Reset or closed mid-handshake: the connection
+				   was lost, nothing was refused (75, not 76). */
+				ERR_clear_error();
+				snprintf(err, errlen, "connection to %s lost during the TLS handshake: %s",
+					 c->peer, se == SSL_ERROR_SYSCALL && saved != 0
+					 ? strerror(saved) : "closed by the peer");
+				return se == SSL_ERROR_SYSCALL && saved != 0 ? NET_ERR_IO : NET_ERR_EOF;
 			} else {
 				openssl_error_text(e, sizeof(e));
 				snprintf(err, errlen, "TLS handshake with %s failed: %s",

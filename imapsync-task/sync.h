@@ -37,6 +37,8 @@ struct sync_env {
 	double last_alive;             /* when the previous run last showed
 	                                  life (wall clock, seconds) */
 	struct lmtp_session *lmtp;     /* delivery = lmtp; NULL otherwise */
+	unsigned protocol_errors;      /* messages not taken because the
+	                                  remote answered badly: exit 76 */
 	char error[512];               /* why the run stopped, for the log */
 };
 

@@ -38,7 +38,11 @@ struct batch_msg {
 	char flags[512];
 	char date[64];
 	struct msgbody *body;
-	bool fetched;
+	uint64_t announced;       /* RFC822.SIZE */
+	unsigned flags_dropped;   /* flags no server could take */
+	bool date_invalid;
+	bool answered;            /* a FETCH answer named this UID */
+	bool fetched;             /* ... and carried its whole body */
 };
 
 struct batch {
@@ -149,8 +153,7 @@ struct local_probe {
 	struct uid_list uids;
 	uint64_t *sizes;
 	size_t nsizes, cap;
-	uint64_t want_hash;
-	uint64_t want_size;
+	const struct jentry *want;
 	bool suffix;      /* LMTP: the server prepended trace headers */
 	bool found;
 };
@@ -184,16 +187,48 @@ static uint64_t suffix_hash(const struct msgbody *b, uint64_t n)
 	return h;
 }
 
+/* The content hash (util.h) of the last n content bytes of a body. */
+static uint64_t content_suffix_hash(const struct msgbody *b, uint64_t n)
+{
+	unsigned char chunk[65536];
+	struct content_hash ch;
+	uint64_t off = 0;
+	ssize_t got;
+
+	if (msgbody_content_len(b) < n)
+		return 0;
+	content_hash_init(&ch);
+	content_hash_skip(&ch, msgbody_content_len(b) - n);
+	while ((got = msgbody_read(b, off, chunk, sizeof(chunk))) > 0) {
+		content_hash_update(&ch, chunk, (size_t)got);
+		off += (uint64_t)got;
+	}
+	return ch.hash;
+}
+
+/* Is this local body the copy of want?  The exact bytes first; then,
+   where the entry has one, the content hash: a server may store line
+   ends, a missing final newline or NULs its own way (FAULTS row 33). */
 static void probe_hash_cb(void *ctx, struct imap_fetched *m)
 {
 	struct local_probe *p = ctx;
+	const struct jentry *e = p->want;
+	uint64_t size;
 
-	if (m->body == NULL)
+	if (m->body == NULL || p->found)
+		return;
+	size = msgbody_size(m->body);
+	if (!p->suffix)
+		p->found = size == e->size && msgbody_hash(m->body) == e->hash;
+	else if (size >= e->size)
+		p->found = suffix_hash(m->body, e->size) == e->hash;
+	if (p->found || e->clen == 0)
 		return;
 	if (!p->suffix)
-		p->found = msgbody_hash(m->body) == p->want_hash;
-	else if (msgbody_size(m->body) >= p->want_size)
-		p->found = suffix_hash(m->body, p->want_size) == p->want_hash;
+		p->found = msgbody_content_hash(m->body) == e->chash &&
+			msgbody_content_len(m->body) == e->clen;
+	else
+		p->found = content_suffix_hash(m->body, e->clen) == e->chash;
 }
 
 static bool luid_claimed(const struct entry_list *claimed, uint32_t luv, uint32_t luid)
@@ -213,25 +248,80 @@ static void entry_list_add(struct entry_list *l, struct jentry *e)
 	l->v[l->n++] = e;
 }
 
-static double wall_now(void)
+static bool entry_listed(const struct entry_list *l, const struct jentry *e)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i] == e)
+			return true;
+	return false;
+}
+
+static double clock_now(clockid_t id)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
+	clock_gettime(id, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Look for each unsettled intent in the local INBOX: a message at or
-   above the UIDNEXT noted in the intent, of the same size and the same
-   content hash, not already claimed by another entry.  Found ones become
-   DELIVERED; *left_r counts the rest. */
+/* A local message can be the copy of e by its size alone?  Exact for
+   APPEND, at least as large for LMTP; with a content hash any size may
+   be (the server's line ends), so those are tried last. */
+static int size_rank(const struct local_probe *p, const struct jentry *e, uint64_t size)
+{
+	if (p->suffix ? size >= e->size : size == e->size)
+		return 0;
+	return e->clen != 0 ? 1 : -1;
+}
+
+/* Find the local copy of one entry: a message at or above the UIDNEXT
+   noted in its intent, not claimed by another entry, whose content is
+   the entry's.  Returns the local UID, 0 if none, or -1 on failure. */
+static int64_t find_local_copy(struct sync_env *env, struct local_probe *probe,
+			       const struct jentry *e, uint32_t luv,
+			       const struct entry_list *claimed, struct imap_result *res)
+{
+	uint32_t start = e->luv == luv ? e->luidnext : 1;
+
+	probe->want = e;
+	for (int rank = 0; rank <= 1; rank++) {
+		for (size_t k = 0; k < probe->uids.count; k++) {
+			uint32_t luid = probe->uids.uids[k];
+			char one[16];
+
+			if (luid < start || size_rank(probe, e, probe->sizes[k]) != rank ||
+			    luid_claimed(claimed, luv, luid))
+				continue;
+			snprintf(one, sizeof(one), "%u", luid);
+			probe->found = false;
+			if (imap_uid_fetch(env->local_imap, one, "BODY.PEEK[]", probe_hash_cb,
+					   probe, res) != 0)
+				return -1;
+			if (probe->found)
+				return luid;
+		}
+	}
+	return 0;
+}
+
+/* Look for each unsettled intent in the local INBOX (find_local_copy).
+   Found ones become DELIVERED; *left_r counts those not found that were
+   on the wire (waiting): the server may still be saving them.
+
+   LMTP tells no local UID, so its deliveries are recorded with UID 0
+   and could not claim their copies: an intent for a byte-identical
+   message would then take the copy of one delivered just before it (one
+   local copy for two remote messages).  So LMTP deliveries of the same
+   batch are matched too, in delivery (remote UID) order, each claiming
+   its copy first. */
 static int probe_intents(struct sync_env *env, struct entry_list *intents,
-			 struct entry_list *claimed, struct sync_counts *counts,
-			 size_t *left_r)
+			 const struct entry_list *waiting, struct entry_list *claimed,
+			 struct sync_counts *counts, size_t *left_r)
 {
 	struct local_probe probe = { 0 };
 	struct imap_mailbox box;
 	struct imap_result res;
+	struct entry_list targets = { 0 };
 	uint32_t from = UINT32_MAX;
 	int rc;
 
@@ -246,7 +336,17 @@ static int probe_intents(struct sync_env *env, struct entry_list *intents,
 		uint32_t start = e->luv == box.uidvalidity && e->luidnext > 0 ? e->luidnext : 1;
 		if (e->state == J_INTENT && start < from)
 			from = start;
+		if (e->state == J_INTENT)
+			entry_list_add(&targets, e);
 	}
+	for (size_t i = 0; probe.suffix && i < claimed->n; i++) {
+		struct jentry *e = claimed->v[i];
+		if (e->luid == 0 && e->luv == box.uidvalidity && e->luidnext >= from &&
+		    from != UINT32_MAX)
+			entry_list_add(&targets, e);
+	}
+	if (targets.n > 1)
+		qsort(targets.v, targets.n, sizeof(*targets.v), cmp_entry_ruid);
 	if (box.exists > 0 && from != UINT32_MAX) {
 		char set[32];
 		snprintf(set, sizeof(set), "%u:*", from);
@@ -256,46 +356,38 @@ static int probe_intents(struct sync_env *env, struct entry_list *intents,
 			goto out;
 		}
 	}
-	for (size_t i = 0; i < intents->n && rc == 0; i++) {
-		struct jentry *e = intents->v[i];
-		uint32_t start = e->luv == box.uidvalidity ? e->luidnext : 1, match = 0;
+	for (size_t i = 0; i < targets.n && rc == 0; i++) {
+		struct jentry *e = targets.v[i];
+		bool intent = e->state == J_INTENT;
+		int64_t match = find_local_copy(env, &probe, e, box.uidvalidity, claimed, &res);
 
-		if (e->state != J_INTENT)
-			continue;
-		for (size_t k = 0; k < probe.uids.count && match == 0 && rc == 0; k++) {
-			uint32_t luid = probe.uids.uids[k];
-			char one[16];
-
-			bool size_ok = probe.suffix ? probe.sizes[k] >= e->size : probe.sizes[k] == e->size;
-			if (!size_ok || luid < start ||
-			    luid_claimed(claimed, box.uidvalidity, luid))
-				continue;
-			snprintf(one, sizeof(one), "%u", luid);
-			probe.want_hash = e->hash;
-			probe.want_size = e->size;
-			probe.found = false;
-			rc = imap_uid_fetch(env->local_imap, one, "BODY.PEEK[]", probe_hash_cb, &probe, &res);
-			if (rc != 0)
-				rc = cmd_failed(env, env->local_imap, rc, &res, "UID FETCH");
-			else if (probe.found)
-				match = luid;
-		}
-		if (rc != 0)
+		if (match < 0) {
+			rc = cmd_failed(env, env->local_imap, EXIT_TEMPFAIL, &res, "UID FETCH");
 			break;
+		}
 		if (match == 0) {
-			(*left_r)++;
+			/* Only a delivery that was on the wire can still appear. */
+			*left_r += intent && entry_listed(waiting, e);
 			continue;
 		}
-		if ((rc = journal_delivered(env->journal, e, box.uidvalidity, match)) != 0) {
+		/* An LMTP delivery keeps its state; it only learns its UID. */
+		if (intent)
+			rc = journal_delivered(env->journal, e, box.uidvalidity, (uint32_t)match);
+		else
+			e->luid = (uint32_t)match;
+		if (rc != 0) {
 			rc = journal_failed(env, rc);
 			break;
 		}
-		counts->reconciled++;
-		entry_list_add(claimed, e);
-		log_info("remote UID %u was delivered before the interruption (local UID %u)",
-			 e->ruid, match);
+		if (intent) {
+			counts->reconciled++;
+			entry_list_add(claimed, e);
+			log_info("remote UID %u was delivered before the interruption (local UID %u)",
+				 e->ruid, (uint32_t)match);
+		}
 	}
 out:
+	free(targets.v);
 	uid_list_free(&probe.uids);
 	free(probe.sizes);
 	return rc;
@@ -316,7 +408,7 @@ out:
 
 static int reconcile_intents(struct sync_env *env, struct sync_counts *counts)
 {
-	struct entry_list intents, claimed;
+	struct entry_list intents, claimed, waiting = { 0 };
 	size_t left = 0;
 	int rc = 0;
 
@@ -331,12 +423,25 @@ static int reconcile_intents(struct sync_env *env, struct sync_counts *counts)
 		free(intents.v);
 		return 0;
 	}
-	double deadline = journal_append_in_flight(env->journal)
-		? env->last_alive + RECONCILE_GRACE : 0;
+	/* The previous run's last sign of life is a wall-clock time (a file's
+	   mtime): the time left to wait is taken from it once, bounded by
+	   the grace itself, and counted on the monotonic clock.  A clock
+	   stepped back must not turn ten seconds into an hour. */
+	double wait = 0;
+	if (journal_append_in_flight(env->journal)) {
+		wait = env->last_alive + RECONCILE_GRACE - clock_now(CLOCK_REALTIME);
+		wait = wait < 0 ? 0 : wait > RECONCILE_GRACE ? RECONCILE_GRACE : wait;
+	}
+	double deadline = clock_now(CLOCK_MONOTONIC) + wait;
+	/* Only what was on the wire is worth waiting for: with LMTP that is
+	   one message, not the rest of its batch. */
+	for (size_t i = 0; i < intents.n; i++)
+		if (journal_in_flight(env->journal, intents.v[i]))
+			entry_list_add(&waiting, intents.v[i]);
 	entries_in_state(env, J_DELIVERED, 0, true, &claimed);
 	for (;;) {
-		rc = probe_intents(env, &intents, &claimed, counts, &left);
-		if (rc != 0 || left == 0 || wall_now() >= deadline)
+		rc = probe_intents(env, &intents, &waiting, &claimed, counts, &left);
+		if (rc != 0 || left == 0 || clock_now(CLOCK_MONOTONIC) >= deadline)
 			break;
 		struct timespec nap = { 0, 250 * 1000 * 1000 };
 		nanosleep(&nap, NULL);
@@ -349,6 +454,7 @@ static int reconcile_intents(struct sync_env *env, struct sync_counts *counts)
 	}
 	if (rc == 0 && (rc = journal_sync(env->journal)) != 0)
 		rc = journal_failed(env, rc);
+	free(waiting.v);
 	free(claimed.v);
 	free(intents.v);
 	return rc;
@@ -422,6 +528,7 @@ static int filter_delivered(struct sync_env *env, uint32_t ruv)
 			"not filtering them again", w);
 	if ((rc = expunge_local(env, leftover.v, w)) != 0)
 		goto out;
+	free(leftover.v);
 	entries_in_state(env, J_FILTERING, 0, true, &leftover);
 	for (size_t i = 0; i < leftover.n && rc == 0; i++)
 		if ((rc = journal_filtered(env->journal, leftover.v[i])) != 0)
@@ -609,11 +716,17 @@ static void batch_fetch_cb(void *ctx, struct imap_fetched *m)
 
 	for (size_t i = 0; i < b->n; i++) {
 		struct batch_msg *bm = &b->msgs[i];
-		if (bm->uid != m->uid || bm->fetched || m->body == NULL)
+		if (bm->uid != m->uid || bm->fetched)
 			continue;
+		bm->answered = true;
+		if (m->body == NULL)
+			return;  /* an unsolicited FLAGS update, or a server bug */
 		bm->fetched = true;
 		bm->body = m->body;
 		m->body = NULL;
+		bm->announced = m->size;
+		bm->flags_dropped = m->flags_dropped;
+		bm->date_invalid = m->date_invalid;
 		snprintf(bm->flags, sizeof(bm->flags), "%s", m->flags);
 		snprintf(bm->date, sizeof(bm->date), "%s", m->internaldate);
 		return;
@@ -628,11 +741,27 @@ static void batch_free(struct batch *b)
 	memset(b, 0, sizeof(*b));
 }
 
+/* Can a refusal be about one message (its size, a flag, its content)
+   rather than the mailbox or the session?  Then the message is tried
+   alone, and skipped if it is refused alone. */
+static bool message_refusal(const struct imap_result *res)
+{
+	if (res->status != IMAP_STATUS_NO && res->status != IMAP_STATUS_BAD)
+		return false;
+	if (res->scope == IMAP_SCOPE_MESSAGE)
+		return true;
+	return res->scope == IMAP_SCOPE_MAILBOX && strcmp(res->code, "TRYCREATE") != 0 &&
+		strcmp(res->code, "NONEXISTENT") != 0 && strcmp(res->code, "UIDVALIDITY") != 0;
+}
+
 /* Deliver msgs[0..n) (already INTENT and synced) to the local INBOX.
-   On return each delivered one is DELIVERED; with MULTIAPPEND a refusal
-   means none was saved, so their intents are abandoned. */
+   On return each delivered one is DELIVERED.  A refusal that may be
+   about one message sets *refused_r (and *refusal_r) and returns 0: none
+   was saved (RFC 3502 for MULTIAPPEND, RFC 3501 for one APPEND), so the
+   intents are abandoned and the caller tries the messages alone. */
 static int append_batch(struct sync_env *env, struct batch_msg **msgs, struct jentry **ents,
-			size_t n, struct sync_counts *counts, bool *per_message_r)
+			size_t n, struct sync_counts *counts, bool *refused_r,
+			struct imap_result *refusal_r)
 {
 	struct imap_append_msg *am = xcalloc(n, sizeof(*am));
 	uint32_t *luids = xcalloc(n, sizeof(*luids));
@@ -640,7 +769,7 @@ static int append_batch(struct sync_env *env, struct batch_msg **msgs, struct je
 	struct imap_result res;
 	int rc;
 
-	*per_message_r = false;
+	*refused_r = false;
 	for (size_t i = 0; i < n; i++) {
 		am[i].flags = msgs[i]->flags;
 		am[i].internaldate = msgs[i]->date[0] ? msgs[i]->date : NULL;
@@ -673,7 +802,6 @@ static int append_batch(struct sync_env *env, struct batch_msg **msgs, struct je
 	/* A tagged NO: nothing of this command was saved (RFC 3502 for
 	   MULTIAPPEND, RFC 3501 for a single APPEND). */
 	bool atomic = n == 1 || imap_client_has_cap(env->local_imap, CAP_MULTIAPPEND);
-	uint32_t ruv = ents[0]->ruv;  /* the entries go with the abandon */
 	if (atomic) {
 		for (size_t i = 0; i < n; i++) {
 			int jrc = journal_abandon(env->journal, ents[i]);
@@ -684,20 +812,9 @@ static int append_batch(struct sync_env *env, struct batch_msg **msgs, struct je
 			}
 		}
 	}
-	if (res.scope == IMAP_SCOPE_MESSAGE && n > 1 && atomic) {
-		/* One message spoiled the transaction: retry one by one. */
-		*per_message_r = true;
-		rc = 0;
-	} else if (res.scope == IMAP_SCOPE_MESSAGE && n == 1) {
-		log_msg(LOGL_WARNING, "remote UID %u (%llu bytes) refused by the local server, skipped: [%s] %s",
-			msgs[0]->uid, (unsigned long long)msgbody_size(msgs[0]->body), res.code, res.text);
-		int jrc = journal_skipped(env->journal, INBOX, ruv, msgs[0]->uid,
-					  msgbody_size(msgs[0]->body));
-		if (jrc != 0) {
-			rc = journal_failed(env, jrc);
-			goto out;
-		}
-		counts->skipped++;
+	if (atomic && message_refusal(&res)) {
+		*refused_r = true;
+		*refusal_r = res;
 		rc = 0;
 	} else if (strcmp(res.code, "OVERQUOTA") == 0) {
 		rc = fail(env, EXIT_CANTCREAT, "local: mailbox of %s is over quota; "
@@ -723,7 +840,7 @@ static int deliver_lmtp(struct sync_env *env, struct batch_msg **msgs, struct je
 	size_t i;
 
 	for (i = 0; i < n && rc == 0; i++) {
-		if ((rc = journal_append_started(env->journal, INBOX)) != 0) {
+		if ((rc = journal_delivery_started(env->journal, ents[i])) != 0) {
 			rc = journal_failed(env, rc);
 			break;
 		}
@@ -735,7 +852,9 @@ static int deliver_lmtp(struct sync_env *env, struct batch_msg **msgs, struct je
 		case LMTP_DELIVERED:
 			counts->copied++;
 			counts->bytes += msgbody_size(msgs[i]->body);
-			rc = journal_delivered(env->journal, ents[i], 0, 0);
+			/* The local UIDVALIDITY is kept (the UID is unknown):
+			   reconcile_intents matches such entries first. */
+			rc = journal_delivered(env->journal, ents[i], ents[i]->luv, 0);
 			break;
 		case LMTP_PERMFAIL: {
 			uint32_t ruv = ents[i]->ruv;  /* the entry goes with the abandon */
@@ -776,6 +895,130 @@ static int deliver_lmtp(struct sync_env *env, struct batch_msg **msgs, struct je
 	return rc;
 }
 
+/* Journal the intent for m (not synced yet).  The entry is verified:
+   its hashes come from this run's fetch of that very UID. */
+static int write_intent(struct sync_env *env, uint32_t ruv, const struct imap_mailbox *lbox,
+			const struct batch_msg *m, struct jentry **e_r)
+{
+	struct jentry tmpl = { .mbox = inbox_name, .ruv = ruv, .ruid = m->uid,
+			       .size = msgbody_size(m->body), .hash = msgbody_hash(m->body),
+			       .chash = msgbody_content_hash(m->body),
+			       .clen = msgbody_content_len(m->body),
+			       .luv = lbox->uidvalidity, .luidnext = lbox->uidnext };
+	int rc = journal_intent(env->journal, &tmpl);
+
+	if (rc != 0)
+		return journal_failed(env, rc);
+	*e_r = journal_get(env->journal, INBOX, ruv, m->uid);
+	(*e_r)->verified = true;
+	return 0;
+}
+
+static int record_skip(struct sync_env *env, uint32_t ruv, const struct batch_msg *m,
+		       struct sync_counts *counts)
+{
+	int rc;
+
+	counts->skipped++;
+	if (env->dry_run)
+		return 0;
+	rc = journal_skipped(env->journal, INBOX, ruv, m->uid, msgbody_size(m->body));
+	return rc != 0 ? journal_failed(env, rc) : 0;
+}
+
+/* Keep only the system flags: keywords are what a server most often
+   refuses (length, number).  True if something was removed. */
+static bool drop_keywords(char *flags)
+{
+	char out[sizeof(((struct batch_msg *)0)->flags)] = "";
+	size_t o = 0;
+	bool dropped = false;
+
+	for (char *tok = strtok(flags, " "); tok != NULL; tok = strtok(NULL, " ")) {
+		if (tok[0] != '\\') {
+			dropped = true;
+			continue;
+		}
+		o += (size_t)snprintf(out + o, sizeof(out) - o, "%s%s", o ? " " : "", tok);
+	}
+	strcpy(flags, out);
+	return dropped;
+}
+
+/* One message, alone: intent, sync, APPEND.  Refused alone, it is tried
+   once more without its keywords; refused again, it is skipped for
+   good and recorded, so it never blocks the messages after it. */
+static int append_alone(struct sync_env *env, uint32_t ruv, const struct imap_mailbox *lbox,
+			struct batch_msg *m, struct sync_counts *counts)
+{
+	struct imap_result refusal;
+	bool refused = false;
+	struct jentry *e;
+	int rc;
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if ((rc = write_intent(env, ruv, lbox, m, &e)) != 0)
+			return rc;
+		if ((rc = journal_sync(env->journal)) != 0)
+			return journal_failed(env, rc);
+		rc = append_batch(env, &m, &e, 1, counts, &refused, &refusal);
+		if (rc != 0 || !refused)
+			return rc;
+		if (attempt > 0 || !drop_keywords(m->flags))
+			break;
+		log_msg(LOGL_WARNING, "remote UID %u refused by the local server with its keywords "
+			"([%s] %s); trying again without them", m->uid, refusal.code, refusal.text);
+	}
+	log_msg(LOGL_WARNING, "remote UID %u (%llu bytes) refused by the local server, skipped "
+		"for good: %s%s%s%s", m->uid, (unsigned long long)msgbody_size(m->body),
+		refusal.code[0] ? "[" : "", refusal.code, refusal.code[0] ? "] " : "", refusal.text);
+	return record_skip(env, ruv, m, counts);
+}
+
+/* A fetched message fit to deliver?  What no local server can store is
+   skipped for good (recorded, exit 2); what the remote answered badly
+   is left for the next run and makes this one end with 76. */
+static int check_fetched(struct sync_env *env, uint32_t ruv, struct batch_msg *m,
+			 struct sync_counts *counts, bool *deliver_r)
+{
+	*deliver_r = false;
+	if (!m->answered)
+		return 0;  /* expunged meanwhile: gone, not an error */
+	if (!m->fetched) {
+		log_msg(LOGL_WARNING, "remote UID %u: the server's FETCH answer has no BODY[]; "
+			"not taken", m->uid);
+		env->protocol_errors++;
+		return 0;
+	}
+	uint64_t size = msgbody_size(m->body);
+	if (size != m->announced) {
+		/* A partial or truncated body: taking it would lose the rest. */
+		log_msg(LOGL_WARNING, "remote UID %u: RFC822.SIZE is %llu but BODY[] has %llu bytes; "
+			"not taken", m->uid, (unsigned long long)m->announced,
+			(unsigned long long)size);
+		env->protocol_errors++;
+		return 0;
+	}
+	if (size == 0) {
+		log_msg(LOGL_WARNING, "remote UID %u is an empty message, which IMAP cannot store; "
+			"skipped", m->uid);
+		return record_skip(env, ruv, m, counts);
+	}
+	if (msgbody_has_nul(m->body) && !imap_client_has_cap(env->local_imap, CAP_BINARY)) {
+		log_msg(LOGL_WARNING, "remote UID %u contains NUL bytes the local server cannot take; "
+			"skipped", m->uid);
+		return record_skip(env, ruv, m, counts);
+	}
+	if (m->flags_dropped > 0)
+		log_msg(LOGL_WARNING, "remote UID %u: %u flag(s) no IMAP server could take were "
+			"dropped", m->uid, m->flags_dropped);
+	if (m->date_invalid)
+		log_msg(LOGL_WARNING, "remote UID %u: invalid INTERNALDATE; the local server "
+			"dates it now", m->uid);
+	*deliver_r = true;
+	return 0;
+}
+
 /* Fetch, journal and deliver one batch of candidate UIDs. */
 static int deliver_batch(struct sync_env *env, uint32_t ruv, const uint32_t *uids,
 			 size_t n, struct stale_set *stale, struct sync_counts *counts)
@@ -783,7 +1026,7 @@ static int deliver_batch(struct sync_env *env, uint32_t ruv, const uint32_t *uid
 	struct batch b = { xcalloc(n, sizeof(struct batch_msg)), n };
 	struct batch_msg **todo = xcalloc(n, sizeof(*todo));
 	struct jentry **ents = xcalloc(n, sizeof(*ents));
-	struct imap_mailbox lbox;
+	struct imap_mailbox lbox = { 0 };
 	struct imap_result res;
 	size_t ntodo = 0;
 	int rc;
@@ -791,7 +1034,7 @@ static int deliver_batch(struct sync_env *env, uint32_t ruv, const uint32_t *uid
 	for (size_t i = 0; i < n; i++)
 		b.msgs[i].uid = uids[i];
 	char *set = uid_list_to_set(uids, n);
-	rc = imap_uid_fetch(env->remote, set, "FLAGS INTERNALDATE BODY.PEEK[]",
+	rc = imap_uid_fetch(env->remote, set, "FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[]",
 			    batch_fetch_cb, &b, &res);
 	free(set);
 	if (rc != 0) {
@@ -807,24 +1050,13 @@ static int deliver_batch(struct sync_env *env, uint32_t ruv, const uint32_t *uid
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct batch_msg *m = &b.msgs[i];
-		if (!m->fetched)
-			continue;  /* expunged meanwhile: gone, not an error */
-		uint64_t size = msgbody_size(m->body), hash = msgbody_hash(m->body);
-		if (msgbody_has_nul(m->body) &&
-		    !imap_client_has_cap(env->local_imap, CAP_BINARY)) {
-			log_msg(LOGL_WARNING, "remote UID %u contains NUL bytes the local server cannot take; skipped",
-				m->uid);
-			counts->skipped++;
-			if (!env->dry_run && (rc = journal_skipped(env->journal, INBOX, ruv, m->uid, size)) != 0) {
-				rc = journal_failed(env, rc);
-				goto out;
-			}
+		bool deliver;
+		if ((rc = check_fetched(env, ruv, m, counts, &deliver)) != 0)
+			goto out;
+		if (!deliver)
 			continue;
-		}
+		uint64_t size = msgbody_size(m->body), hash = msgbody_hash(m->body);
 		struct jentry *old = stale_match(stale, size, hash);
-		struct jentry tmpl = { .mbox = inbox_name, .ruv = ruv, .ruid = m->uid, .size = size,
-				       .hash = hash, .luv = env->dry_run ? 0 : lbox.uidvalidity,
-				       .luidnext = env->dry_run ? 0 : lbox.uidnext };
 		if (env->dry_run) {
 			log_info("would deliver remote UID %u (%llu bytes, %s)%s", m->uid,
 				 (unsigned long long)size, m->date,
@@ -835,11 +1067,9 @@ static int deliver_batch(struct sync_env *env, uint32_t ruv, const uint32_t *uid
 			}
 			continue;
 		}
-		if ((rc = journal_intent(env->journal, &tmpl)) != 0) {
-			rc = journal_failed(env, rc);
+		struct jentry *e;
+		if ((rc = write_intent(env, ruv, &lbox, m, &e)) != 0)
 			goto out;
-		}
-		struct jentry *e = journal_get(env->journal, INBOX, ruv, m->uid);
 		if (old != NULL) {
 			/* Same content delivered under the old UIDVALIDITY: the
 			   entry moves to the new key. */
@@ -866,23 +1096,11 @@ static int deliver_batch(struct sync_env *env, uint32_t ruv, const uint32_t *uid
 		rc = deliver_lmtp(env, todo, ents, ntodo, counts);
 		goto out;
 	}
-	bool per_message = false;
-	rc = append_batch(env, todo, ents, ntodo, counts, &per_message);
-	if (rc == 0 && per_message) {
-		for (size_t i = 0; i < ntodo && rc == 0; i++) {
-			struct jentry tmpl = { .mbox = inbox_name, .ruv = ruv, .ruid = todo[i]->uid,
-					       .size = msgbody_size(todo[i]->body),
-					       .hash = msgbody_hash(todo[i]->body),
-					       .luv = lbox.uidvalidity, .luidnext = lbox.uidnext };
-			if ((rc = journal_intent(env->journal, &tmpl)) != 0 ||
-			    (rc = journal_sync(env->journal)) != 0) {
-				rc = journal_failed(env, rc);
-				break;
-			}
-			ents[i] = journal_get(env->journal, INBOX, ruv, todo[i]->uid);
-			rc = append_batch(env, &todo[i], &ents[i], 1, counts, &per_message);
-		}
-	}
+	bool refused = false;
+	rc = append_batch(env, todo, ents, ntodo, counts, &refused, &res);
+	/* One message spoiled the transaction: each goes alone. */
+	for (size_t i = 0; rc == 0 && refused && i < ntodo; i++)
+		rc = append_alone(env, ruv, &lbox, todo[i], counts);
 out:
 	batch_free(&b);
 	free(todo);
@@ -893,12 +1111,84 @@ out:
 /* ------------------------------------------------------------------ */
 /* deletion on the remote                                              */
 
+struct verify_ctx {
+	struct jentry **v;        /* sorted by remote UID */
+	size_t n;
+	bool *same;               /* per entry: the remote message matched */
+	uint32_t bad_uid;         /* first one that did not, 0 if none */
+};
+
+static void verify_cb(void *ctx, struct imap_fetched *m)
+{
+	struct verify_ctx *vc = ctx;
+	struct jentry key = { .ruid = m->uid }, *kp = &key;
+	struct jentry **hit = bsearch(&kp, vc->v, vc->n, sizeof(*vc->v), cmp_entry_ruid);
+
+	if (hit == NULL || m->body == NULL)
+		return;
+	size_t i = (size_t)(hit - vc->v);
+	if (msgbody_size(m->body) == (*hit)->size && msgbody_hash(m->body) == (*hit)->hash)
+		vc->same[i] = true;
+	else if (vc->bad_uid == 0)
+		vc->bad_uid = m->uid;
+}
+
+/* Nothing is deleted on the remote on the state's word alone: each
+   message is fetched again and must be the one this task delivered
+   (size and hash recorded at delivery), unless this run fetched it under
+   that UID itself.  One that differs means the state is not this
+   account's (copied, damaged): stop with 65, delete nothing.  One that
+   is no longer there is left out.  v is compacted to the proven ones. */
+static int verify_before_delete(struct sync_env *env, struct jentry **v, size_t *n_r)
+{
+	struct verify_ctx vc = { v, *n_r, xcalloc(*n_r + 1, sizeof(bool)), 0 };
+	struct imap_result res;
+	size_t n = *n_r, w = 0;
+	int rc = 0;
+
+	qsort(v, n, sizeof(*v), cmp_entry_ruid);
+	for (size_t i = 0; i < n && rc == 0; i += BATCH_MSGS) {
+		size_t k = n - i < BATCH_MSGS ? n - i : BATCH_MSGS, m = 0;
+		uint32_t *uids = xcalloc(k, sizeof(*uids));
+		for (size_t j = 0; j < k; j++) {
+			if (v[i + j]->verified)
+				vc.same[i + j] = true;
+			else
+				uids[m++] = v[i + j]->ruid;
+		}
+		if (m > 0) {
+			char *set = uid_list_to_set(uids, m);
+			rc = imap_uid_fetch(env->remote, set, "RFC822.SIZE BODY.PEEK[]", verify_cb,
+					    &vc, &res);
+			free(set);
+			if (rc != 0)
+				rc = cmd_failed(env, env->remote, rc, &res, "UID FETCH");
+		}
+		free(uids);
+	}
+	if (rc == 0 && vc.bad_uid != 0)
+		rc = fail(env, EXIT_DATAERR, "remote UID %u is not the message this task's state "
+			  "records under that UID: the state does not belong to this account or is "
+			  "damaged; nothing was deleted (move the state directory away to rebuild it)",
+			  vc.bad_uid);
+	for (size_t i = 0; i < n && rc == 0; i++)
+		if (vc.same[i])
+			v[w++] = v[i];
+	free(vc.same);
+	*n_r = w;
+	return rc;
+}
+
 static int expunge_entries(struct sync_env *env, struct jentry **v, size_t n,
 			   struct sync_counts *counts)
 {
 	struct imap_result res;
 	int rc;
 
+	if (n == 0)
+		return 0;
+	if (!env->dry_run && (rc = verify_before_delete(env, v, &n)) != 0)
+		return rc;
 	if (n == 0)
 		return 0;
 	if (env->dry_run) {
@@ -1093,6 +1383,10 @@ int sync_inbox(struct sync_env *env, struct sync_counts *counts)
 		rc = forget_stale(env, &stale);
 	if (rc == 0)
 		rc = forget_gone(env, ruv);
+	if (rc == 0 && env->protocol_errors > 0)
+		rc = fail(env, EXIT_PROTOCOL, "%u message(s) not taken: the remote server's answers "
+			  "for them were incomplete (see the warnings); they stay unseen there and "
+			  "the next run tries again", env->protocol_errors);
 out:
 	free(stale.v);
 	uid_list_free(&cand);

@@ -185,3 +185,55 @@ int write_full(int fd, const void *buf, size_t len)
 	}
 	return 0;
 }
+
+uint64_t fnv1a64(uint64_t h, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+void content_hash_init(struct content_hash *ch)
+{
+	ch->hash = FNV1A64_INIT;
+	ch->len = 0;
+	ch->pending_lf = 0;
+	ch->skip = 0;
+}
+
+void content_hash_skip(struct content_hash *ch, uint64_t n)
+{
+	ch->skip = n;
+}
+
+static void content_hash_byte(struct content_hash *ch, unsigned char c)
+{
+	if (ch->skip > 0) {
+		ch->skip--;
+		return;
+	}
+	ch->hash = (ch->hash ^ c) * 0x100000001b3ULL;
+	ch->len++;
+}
+
+void content_hash_update(struct content_hash *ch, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = p[i];
+		if (c == '\r' || c == '\0' || c == 0x80)
+			continue;
+		if (c == '\n') {
+			ch->pending_lf++;
+			continue;
+		}
+		for (; ch->pending_lf > 0; ch->pending_lf--)
+			content_hash_byte(ch, '\n');
+		content_hash_byte(ch, c);
+	}
+}

@@ -9,6 +9,25 @@
 
 #define N_ELEMENTS(a) (sizeof(a) / sizeof((a)[0]))
 
+/* 64-bit FNV-1a: content identity for reconciliation, not security. */
+uint64_t fnv1a64(uint64_t h, const void *data, size_t len);
+#define FNV1A64_INIT 0xcbf29ce484222325ULL
+
+/* A hash of a message's content as any server gives it back: CR, NUL
+   and 0x80 bytes (Dovecot's stand-in for NUL) are left out, and so are
+   newlines at the very end.  Bare LF stored as CRLF, a final newline
+   added, NUL replaced: the same content hash.  len counts the bytes
+   hashed. */
+struct content_hash {
+	uint64_t hash, len;
+	uint64_t pending_lf;    /* newlines not hashed until more content */
+	uint64_t skip;          /* content bytes still to leave out */
+};
+void content_hash_init(struct content_hash *ch);
+/* Leave the first n content bytes out (to hash only a suffix). */
+void content_hash_skip(struct content_hash *ch, uint64_t n);
+void content_hash_update(struct content_hash *ch, const void *data, size_t len);
+
 void *xmalloc(size_t size);
 void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *ptr, size_t size);

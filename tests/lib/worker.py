@@ -20,6 +20,16 @@ TOP_SRCDIR = os.environ.get("TOP_SRCDIR", os.path.dirname(os.path.dirname(HERE))
 TOP_BUILDDIR = os.environ.get("TOP_BUILDDIR", TOP_SRCDIR)
 BIN = os.environ.get("IMAPSYNC_TASK_BIN",
                      os.path.join(TOP_BUILDDIR, "imapsync-task", "imapsync-task"))
+# The worker binary itself, even when BIN is a wrapper (below).
+REAL_BIN = BIN
+# IMAPSYNC_TASK_WRAPPER names a program that runs the worker for the
+# tests, such as tests/lib/valgrind-wrap.  BIN is then the wrapper, which
+# finds the worker in $IMAPSYNC_TASK_REAL_BIN: every test that runs BIN,
+# directly or through TaskEnv, runs the worker through it.
+WRAPPER = os.environ.get("IMAPSYNC_TASK_WRAPPER", "")
+if WRAPPER:
+    os.environ["IMAPSYNC_TASK_REAL_BIN"] = REAL_BIN
+    BIN = WRAPPER
 
 
 class Tap:
