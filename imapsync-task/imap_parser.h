@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "imap_types.h"       /* enum imap_status */
+
 enum imap_arg_type {
 	IMAP_ARG_ATOM,              /* includes flags (\Seen), numbers, and
 	                               BODY[HEADER.FIELDS (X)]<0> as one atom */
@@ -50,15 +52,6 @@ enum imap_resp_type {
 	IMAP_RESP_TAGGED,
 	IMAP_RESP_UNTAGGED,
 	IMAP_RESP_CONTINUATION,
-};
-
-enum imap_status {
-	IMAP_STATUS_NONE = 0,  /* not a status response (e.g. * 3 FETCH) */
-	IMAP_STATUS_OK,
-	IMAP_STATUS_NO,
-	IMAP_STATUS_BAD,
-	IMAP_STATUS_BYE,
-	IMAP_STATUS_PREAUTH,
 };
 
 struct imap_response {

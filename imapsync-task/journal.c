@@ -1,4 +1,18 @@
-/* journal.c - per-task state: snapshot + append-only journal. */
+/* journal.c - per-task state: per-folder snapshots + one append-only
+ * journal (see journal.h).
+ *
+ * On disk, version 2:
+ *   state           index: magic, owner, one "P FOLDER" line per folder
+ *                   with a snapshot, "end COUNT CHECKSUM"
+ *   state.<hash>    one folder's snapshot: magic, owner, "folder NAME",
+ *                   its record, its entries, "end COUNT CHECKSUM"
+ *   journal         magic with the file's generation, owner, one line per
+ *                   step (state_line.h), each with its own checksum
+ *   journal.mark    the journal's generation and length at the last sync
+ * A commit rewrites only the snapshots of folders that changed.  Version
+ * 1 (one "state" file, no owner, no checksums) is read, and rewritten as
+ * version 2 at once when opened for writing.
+ */
 #include "config.h"
 
 #include <errno.h>
@@ -11,25 +25,38 @@
 
 #include "exitcode.h"
 #include "journal.h"
+#include "state_line.h"
 #include "util.h"
 
-/* Version 1 files (the first release) are still read; anything opened
-   writable is rewritten as version 2 at once. */
 #define JOURNAL_MAGIC_V1 "imapsync-task-journal 1"
 #define STATE_MAGIC_V1 "imapsync-task-state 1"
 #define JOURNAL_MAGIC "imapsync-task-journal 2"
 #define STATE_MAGIC "imapsync-task-state 2"
+#define FOLDER_MAGIC "imapsync-task-folder 2"
+
+struct jfolder {
+	char *name;
+	char *file;              /* "state.<16 hex digits>" */
+	struct jentry *head;     /* its entries, doubly linked */
+	size_t count;
+	struct jfolder_rec rec;
+	bool has_rec;
+	bool in_flight;          /* a delivery not yet settled */
+	uint32_t in_flight_uid;  /* ... of this remote UID only; 0: all */
+	bool dirty;              /* changed since its snapshot was written */
+	bool on_disk;            /* listed in the index on disk */
+};
 
 struct journal {
 	char *dir;
+	char *owner;            /* "task=NAME remote=USER@HOST" or NULL */
 	int fd;                 /* journal, O_APPEND */
+	int mark_fd;            /* journal.mark */
+	uint64_t gen;           /* the journal file's generation */
 	struct jentry **slots;  /* open addressing, power of two */
 	size_t nslots, count;
-	bool append_in_flight;  /* last batch marker not yet settled */
-	uint32_t in_flight_uid; /* ... for this remote UID only; 0: all */
-	char *owner;            /* "task=NAME remote=USER@HOST:PORT" or NULL */
-	uint64_t gen;           /* this journal file's generation */
-	int mark_fd;            /* journal.mark: gen and synced length */
+	struct jfolder **folders;
+	size_t nfolders;
 	bool legacy;            /* a version 1 file was read */
 	char error[512];
 };
@@ -40,23 +67,70 @@ static int io_exit_code(int err)
 	return err == ENOSPC || err == EDQUOT ? EXIT_CANTCREAT : EXIT_IOERR;
 }
 
-/* ------------------------------------------------------------------ */
-/* the table                                                           */
-
-static uint64_t fnv_str(const char *s)
+static int data_error(struct journal *j, const char *path, const char *what)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	for (; *s != '\0'; s++) {
-		h ^= (unsigned char)*s;
-		h *= 0x100000001b3ULL;
-	}
-	return h;
+	snprintf(j->error, sizeof(j->error), "%s: %s; the task needs an operator: move the "
+		 "state directory away to rebuild it (see imapsync-task(8))", path, what);
+	return EXIT_DATAERR;
 }
+
+/* ------------------------------------------------------------------ */
+/* folders                                                             */
+
+static struct jfolder *folder_find(const struct journal *j, const char *name)
+{
+	for (size_t i = 0; i < j->nfolders; i++)
+		if (strcmp(j->folders[i]->name, name) == 0)
+			return j->folders[i];
+	return NULL;
+}
+
+static struct jfolder *folder_get(struct journal *j, const char *name)
+{
+	struct jfolder *f = folder_find(j, name);
+
+	if (f != NULL)
+		return f;
+	f = xcalloc(1, sizeof(*f));
+	f->name = xstrdup(name);
+	f->file = xasprintf("state.%016llx",
+			    (unsigned long long)fnv1a64(FNV1A64_INIT, name, strlen(name)));
+	j->folders = xreallocarray(j->folders, j->nfolders + 1, sizeof(*j->folders));
+	j->folders[j->nfolders++] = f;
+	return f;
+}
+
+static void folder_link(struct jfolder *f, struct jentry *e)
+{
+	e->folder = f;
+	e->mbox = f->name;
+	e->prev = NULL;
+	e->next = f->head;
+	if (f->head != NULL)
+		f->head->prev = e;
+	f->head = e;
+	f->count++;
+}
+
+static void folder_unlink(struct jentry *e)
+{
+	struct jfolder *f = e->folder;
+
+	if (e->prev != NULL)
+		e->prev->next = e->next;
+	else
+		f->head = e->next;
+	if (e->next != NULL)
+		e->next->prev = e->prev;
+	f->count--;
+}
+
+/* ------------------------------------------------------------------ */
+/* the table: (folder, UIDVALIDITY, UID) -> entry                      */
 
 static uint64_t key_hash(const char *mbox, uint32_t ruv, uint32_t ruid)
 {
-	uint64_t h = fnv_str(mbox);
+	uint64_t h = fnv1a64(FNV1A64_INIT, mbox, strlen(mbox));
 	h ^= ((uint64_t)ruv << 32 | ruid) * 0x9e3779b97f4a7c15ULL;
 	return h ^ (h >> 29);
 }
@@ -96,11 +170,12 @@ static struct jentry *upsert(struct journal *j, const char *mbox,
 	struct jentry **slot = find_slot(j, mbox, ruv, ruid);
 	if (*slot == NULL) {
 		*slot = xcalloc(1, sizeof(**slot));
-		(*slot)->mbox = xstrdup(mbox);
+		folder_link(folder_get(j, mbox), *slot);
 		(*slot)->ruv = ruv;
 		(*slot)->ruid = ruid;
 		j->count++;
 	}
+	(*slot)->folder->dirty = true;
 	return *slot;
 }
 
@@ -118,7 +193,9 @@ static void remove_entry(struct journal *j, struct jentry *e)
 		j->slots[i] = NULL;
 		*find_slot(j, m->mbox, m->ruv, m->ruid) = m;
 	}
-	free(e->mbox);
+	e->folder->dirty = true;
+	folder_unlink(e);
+	free(e->flags);
 	free(e);
 }
 
@@ -133,20 +210,41 @@ struct jentry *journal_get(struct journal *j, const char *mbox,
 void journal_foreach(struct journal *j, void (*cb)(void *ctx, struct jentry *e),
 		     void *ctx)
 {
-	/* Collect first: the callback may change states (never remove). */
-	for (size_t i = 0; i < j->nslots; i++)
-		if (j->slots[i] != NULL)
-			cb(ctx, j->slots[i]);
+	for (size_t f = 0; f < j->nfolders; f++)
+		journal_folder_foreach(j, j->folders[f]->name, cb, ctx);
+}
+
+void journal_folder_foreach(struct journal *j, const char *mbox,
+			    void (*cb)(void *ctx, struct jentry *e), void *ctx)
+{
+	struct jfolder *f = folder_find(j, mbox);
+
+	/* next is taken first: the callback may change states (never
+	   remove). */
+	for (struct jentry *e = f ? f->head : NULL, *next; e != NULL; e = next) {
+		next = e->next;
+		cb(ctx, e);
+	}
 }
 
 size_t journal_count(const struct journal *j, enum jstate state)
 {
 	size_t n = 0;
 
-	for (size_t i = 0; i < j->nslots; i++)
-		if (j->slots[i] != NULL && j->slots[i]->state == state)
-			n++;
+	for (size_t f = 0; f < j->nfolders; f++)
+		for (const struct jentry *e = j->folders[f]->head; e != NULL; e = e->next)
+			n += e->state == state;
 	return n;
+}
+
+bool journal_folder_record(const struct journal *j, const char *mbox, struct jfolder_rec *r)
+{
+	struct jfolder *f = folder_find(j, mbox);
+
+	if (f == NULL || !f->has_rec)
+		return false;
+	*r = f->rec;
+	return true;
 }
 
 const char *journal_error(const struct journal *j)
@@ -155,142 +253,53 @@ const char *journal_error(const struct journal *j)
 }
 
 /* ------------------------------------------------------------------ */
-/* the line format                                                     */
+/* replay                                                              */
 
-/* Mailbox names are %-escaped so a line is always space-separated
-   tokens: no space, '%', control or 8-bit byte appears raw. */
-static void put_name(struct buf *b, const char *s)
+static void set_flags(struct jentry *e, const char *flags)
 {
-	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c <= 0x20 || c == '%' || c >= 0x7f)
-			buf_appendf(b, "%%%02X", c);
-		else
-			buf_append(b, s, 1);
-	}
+	free(e->flags);
+	e->flags = flags != NULL ? xstrdup(flags) : NULL;
 }
 
-static bool get_name(const char *tok, char **name_r)
+/* Apply one parsed line.  'A' (abandoned) removes the entry; 'B' marks
+   a delivery on the wire, settled by the D, A or K line that follows. */
+static void apply_line(struct journal *j, const struct sline *l)
 {
-	char *out = xmalloc(strlen(tok) + 1), *o = out;
+	struct jfolder *f = folder_get(j, l->mbox);
+	static const struct { char letter; enum jstate state; } states[] = {
+		{ 'I', J_INTENT }, { 'D', J_DELIVERED }, { 'S', J_SEEN }, { 'X', J_DELETED },
+		{ 'K', J_SKIPPED }, { 'f', J_FILTERING }, { 'F', J_FILTERED },
+	};
 
-	for (const char *s = tok; *s != '\0'; s++) {
-		if (*s != '%') {
-			*o++ = *s;
-			continue;
-		}
-		unsigned v;
-		if (sscanf(s + 1, "%2X", &v) != 1 || v == 0 || s[1] == '\0' || s[2] == '\0') {
-			free(out);
-			return false;
-		}
-		*o++ = (char)v;
-		s += 2;
+	f->dirty = true;
+	if (l->letter == 'R') {
+		f->rec = (struct jfolder_rec){ l->ruv, l->luv, l->maxuid, l->modseq };
+		f->has_rec = true;
+		return;
 	}
-	*o = '\0';
-	*name_r = out;
-	return true;
-}
-
-static const char state_letter[] = { 0, 'I', 'D', 'S', 'X', 'K', 'f', 'F' };
-
-static uint32_t line_check(const char *s, size_t len)
-{
-	uint32_t h = 0x811c9dc5u;
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 0x01000193u;
+	if (l->letter == 'B') {
+		f->in_flight = true;
+		f->in_flight_uid = l->ruid;
+		return;
 	}
-	return h;
-}
-
-/* Version 2 line: the v1 fields, the canonical hash and length, and a
-   checksum of the line, so a changed digit is refused, not acted on. */
-static void format_entry(struct buf *b, char letter, const struct jentry *e)
-{
-	size_t start = b->len;
-
-	buf_appendf(b, "%c ", letter);
-	put_name(b, e->mbox);
-	buf_appendf(b, " %u %u %llu %016llx %u %u %u %016llx %llu", e->ruv, e->ruid,
-		    (unsigned long long)e->size, (unsigned long long)e->hash,
-		    e->luv, e->luid, e->luidnext, (unsigned long long)e->chash,
-		    (unsigned long long)e->clen);
-	buf_appendf(b, " #%08x\n", line_check((const char *)b->data + start, b->len - start));
-}
-
-static void format_owner(struct buf *b, const char *owner)
-{
-	buf_append(b, "owner ", 6);
-	put_name(b, owner != NULL ? owner : "-");
-	buf_append(b, "\n", 1);
-}
-
-/* Apply one line (v2 unless legacy).  'A' (abandoned) removes the
-   entry. */
-static bool apply_line(struct journal *j, char *line, bool legacy)
-{
-	char letter, name[4096];
-	unsigned ruv, ruid, luv, luid, luidnext, check;
-	unsigned long long size, hash, chash = 0, clen = 0;
-	char *mbox;
-	int n;
-
-	if (legacy) {
-		if (sscanf(line, "%c %4095s %u %u %llu %llx %u %u %u%n", &letter, name, &ruv,
-			   &ruid, &size, &hash, &luv, &luid, &luidnext, &n) != 9 ||
-		    line[n] != '\0')
-			return false;
-	} else {
-		char *sum = strrchr(line, '#');
-		if (sum == NULL || sum == line || sum[-1] != ' ' ||
-		    sscanf(sum, "#%8x%n", &check, &n) != 1 || sum[n] != '\0' || n != 9 ||
-		    check != line_check(line, (size_t)(sum - 1 - line)))
-			return false;
-		sum[-1] = '\0';
-		if (sscanf(line, "%c %4095s %u %u %llu %llx %u %u %u %llx %llu%n", &letter, name,
-			   &ruv, &ruid, &size, &hash, &luv, &luid, &luidnext, &chash, &clen,
-			   &n) != 11 || line[n] != '\0')
-			return false;
-	}
-	if (!get_name(name, &mbox))
-		return false;
-	/* 'B' marks an APPEND about to be sent; the D (confirmed) or A
-	   (refused) lines that follow settle it.  It names no message. */
-	if (letter == 'B') {
-		free(mbox);
-		j->append_in_flight = true;
-		j->in_flight_uid = ruid;
-		return true;
-	}
-	if (letter == 'D' || letter == 'A' || letter == 'K')
-		j->append_in_flight = false;
-	struct jentry *e = upsert(j, mbox, ruv, ruid);
-	free(mbox);
-	switch (letter) {
-	case 'A':
+	if (l->letter == 'D' || l->letter == 'A' || l->letter == 'K')
+		f->in_flight = false;
+	struct jentry *e = upsert(j, l->mbox, l->ruv, l->ruid);
+	if (l->letter == 'A') {
 		remove_entry(j, e);
-		return true;
-	case 'I': e->state = J_INTENT; break;
-	case 'D': e->state = J_DELIVERED; break;
-	case 'S': e->state = J_SEEN; break;
-	case 'X': e->state = J_DELETED; break;
-	case 'K': e->state = J_SKIPPED; break;
-	case 'f': e->state = J_FILTERING; break;
-	case 'F': e->state = J_FILTERED; break;
-	default:
-		remove_entry(j, e);
-		return false;
+		return;
 	}
-	e->size = size;
-	e->hash = hash;
-	e->luv = luv;
-	e->luid = luid;
-	e->luidnext = luidnext;
-	e->chash = chash;
-	e->clen = clen;
-	return true;
+	for (size_t i = 0; i < N_ELEMENTS(states); i++)
+		if (states[i].letter == l->letter)
+			e->state = states[i].state;
+	e->size = l->size;
+	e->hash = l->hash;
+	e->luv = l->luv;
+	e->luid = l->luid;
+	e->luidnext = l->luidnext;
+	e->chash = l->chash;
+	e->clen = l->clen;
+	set_flags(e, l->flags);
 }
 
 /* Read a whole file; NULL with errno = ENOENT when it does not exist. */
@@ -317,13 +326,6 @@ static char *slurp(const char *path, size_t *len_r)
 	return (char *)b.data;
 }
 
-static int data_error(struct journal *j, const char *path, const char *what)
-{
-	snprintf(j->error, sizeof(j->error), "%s: %s; the task needs an operator: move the "
-		 "state directory away to rebuild it (see imapsync-task(8))", path, what);
-	return EXIT_DATAERR;
-}
-
 /* The owner line binds a state to its task and remote account: another
    task's state copied in would make the deletion policies act on mail
    this task never imported. */
@@ -331,7 +333,7 @@ static int check_owner(struct journal *j, const char *path, const char *line)
 {
 	char *owner;
 
-	if (strncmp(line, "owner ", 6) != 0 || !get_name(line + 6, &owner))
+	if (strncmp(line, "owner ", 6) != 0 || !sline_get_name(line + 6, &owner))
 		return data_error(j, path, "malformed owner line");
 	bool ok = j->owner == NULL || strcmp(owner, "-") == 0 || strcmp(owner, j->owner) == 0;
 	if (!ok) {
@@ -344,16 +346,35 @@ static int check_owner(struct journal *j, const char *path, const char *line)
 	return 0;
 }
 
-/* The snapshot: magic, owner, entries, "end COUNT CHECKSUM" over every
-   byte before it, so a truncated or edited snapshot is refused. */
-static int load_state(struct journal *j, const char *path, char *text)
+static int line_error(struct journal *j, const char *path, size_t lineno, const char *what)
+{
+	char *where = xasprintf("%s:%zu", path, lineno);
+	int rc = data_error(j, where, what);
+
+	free(where);
+	return rc;
+}
+
+/* A snapshot file: its magic, the owner, header lines (header_lines of
+   them after the owner, given to body()), body lines, and "end COUNT
+   CHECKSUM" over every byte before it: a snapshot cut short or edited is
+   refused.  Version 1 (legacy_magic, the first release's single state
+   file) has only a magic and entry lines. */
+struct snapshot_reader {
+	const char *magic, *legacy_magic;
+	int (*body)(struct journal *j, void *ctx, const char *path, size_t lineno,
+		    char *line, bool legacy);
+	void *ctx;
+};
+
+static int read_snapshot(struct journal *j, const char *path, char *text,
+			 const struct snapshot_reader *sr)
 {
 	char *line = text, *nl;
-	size_t lineno = 0, entries = 0;
+	size_t lineno = 0, count = 0;
 	bool legacy = false, ended = false;
-	int rc = 0;
-
 	uint64_t sum_before = FNV1A64_INIT;  /* of every line before this one */
+	int rc = 0;
 
 	while (rc == 0 && (nl = strchr(line, '\n')) != NULL) {
 		uint64_t sum_here = sum_before;
@@ -363,25 +384,22 @@ static int load_state(struct journal *j, const char *path, char *text)
 		if (ended) {
 			rc = data_error(j, path, "data after the end line");
 		} else if (lineno == 1) {
-			legacy = strcmp(line, STATE_MAGIC_V1) == 0;
-			if (!legacy && strcmp(line, STATE_MAGIC) != 0)
+			legacy = sr->legacy_magic != NULL && strcmp(line, sr->legacy_magic) == 0;
+			if (!legacy && strcmp(line, sr->magic) != 0)
 				rc = data_error(j, path, "incompatible or corrupt state (unknown first line)");
 			j->legacy |= legacy;
 		} else if (lineno == 2 && !legacy) {
 			rc = check_owner(j, path, line);
 		} else if (!legacy && strncmp(line, "end ", 4) == 0) {
-			unsigned long long count, sum;
-			int n;
-			if (sscanf(line, "end %llu %llx%n", &count, &sum, &n) != 2 || line[n] != '\0' ||
-			    count != entries || sum != sum_here)
+			unsigned long long n, sum;
+			int len;
+			if (sscanf(line, "end %llu %llx%n", &n, &sum, &len) != 2 || line[len] != '\0' ||
+			    n != count || sum != sum_here)
 				rc = data_error(j, path, "checksum mismatch: the snapshot was damaged");
 			ended = true;
-		} else if (!apply_line(j, line, legacy)) {
-			char *where = xasprintf("%s:%zu", path, lineno);
-			rc = data_error(j, where, "malformed or damaged entry");
-			free(where);
 		} else {
-			entries++;
+			rc = sr->body(j, sr->ctx, path, lineno, line, legacy);
+			count++;
 		}
 		line = nl + 1;
 	}
@@ -390,8 +408,69 @@ static int load_state(struct journal *j, const char *path, char *text)
 	return rc;
 }
 
-/* The journal: magic (with the file's generation), owner, entries.  A
-   last line without its newline is a write torn by a crash: the step it
+static int entry_body(struct journal *j, void *ctx, const char *path, size_t lineno,
+		      char *line, bool legacy)
+{
+	struct jfolder *only = ctx;   /* a folder file holds one folder */
+	struct sline l;
+
+	if (!sline_parse(line, legacy, &l))
+		return line_error(j, path, lineno, "malformed or damaged entry");
+	if (only != NULL && strcmp(l.mbox, only->name) != 0 && strcmp(l.mbox, "-") != 0) {
+		sline_free(&l);
+		return line_error(j, path, lineno, "an entry of another folder");
+	}
+	/* The first release named its one folder "-" in a marker line. */
+	if (strcmp(l.mbox, "-") == 0) {
+		free(l.mbox);
+		l.mbox = xstrdup(only != NULL ? only->name : "INBOX");
+	}
+	apply_line(j, &l);
+	sline_free(&l);
+	return 0;
+}
+
+static int load_folder_file(struct journal *j, struct jfolder *f)
+{
+	char *path = xasprintf("%s/%s", j->dir, f->file);
+	size_t len;
+	char *text = slurp(path, &len);
+	struct snapshot_reader sr = { FOLDER_MAGIC, NULL, entry_body, f };
+	int rc;
+
+	if (text == NULL)
+		rc = errno == ENOENT ? data_error(j, path, "missing: the index lists it")
+			: (snprintf(j->error, sizeof(j->error), "cannot read %s: %s", path,
+				    strerror(errno)), EXIT_IOERR);
+	else if (strlen(text) != len)
+		rc = data_error(j, path, "NUL byte in the file");
+	else
+		rc = read_snapshot(j, path, text, &sr);
+	free(text);
+	free(path);
+	f->dirty = false;
+	f->on_disk = true;
+	return rc;
+}
+
+/* An index line names a folder whose snapshot is loaded at once. */
+static int index_body(struct journal *j, void *ctx, const char *path, size_t lineno,
+		      char *line, bool legacy)
+{
+	char *name;
+
+	(void)ctx;
+	if (legacy)
+		return entry_body(j, NULL, path, lineno, line, true);
+	if (strncmp(line, "P ", 2) != 0 || !sline_get_name(line + 2, &name))
+		return line_error(j, path, lineno, "malformed index line");
+	struct jfolder *f = folder_get(j, name);
+	free(name);
+	return load_folder_file(j, f);
+}
+
+/* The journal: magic with the file's generation, owner, steps.  A last
+   line without its newline is a write torn by a crash: the step it
    records never completed, so it is dropped. */
 static int load_journal(struct journal *j, const char *path, char *text)
 {
@@ -415,10 +494,8 @@ static int load_journal(struct journal *j, const char *path, char *text)
 				j->gen = gen;
 		} else if (lineno == 2 && !legacy) {
 			rc = check_owner(j, path, line);
-		} else if (!apply_line(j, line, legacy)) {
-			char *where = xasprintf("%s:%zu", path, lineno);
-			rc = data_error(j, where, "malformed or damaged entry");
-			free(where);
+		} else {
+			rc = entry_body(j, NULL, path, lineno, line, legacy);
 		}
 		line = nl + 1;
 	}
@@ -456,6 +533,7 @@ static int load_file(struct journal *j, const char *name)
 	char *path = xasprintf("%s/%s", j->dir, name);
 	size_t len;
 	char *text = slurp(path, &len);
+	struct snapshot_reader sr = { STATE_MAGIC, STATE_MAGIC_V1, index_body, NULL };
 	int rc = 0;
 
 	if (text == NULL) {
@@ -467,16 +545,23 @@ static int load_file(struct journal *j, const char *name)
 		free(path);
 		return rc;
 	}
-	if (strlen(text) != len)
+	if (strlen(text) != len) {
 		rc = data_error(j, path, "NUL byte in the file");
-	else if (strcmp(name, "state") == 0)
-		rc = load_state(j, path, text);
-	else if ((rc = load_journal(j, path, text)) == 0)
+	} else if (strcmp(name, "state") == 0) {
+		rc = read_snapshot(j, path, text, &sr);
+		/* Version 1: every folder still has to get its own file. */
+		for (size_t i = 0; rc == 0 && j->legacy && i < j->nfolders; i++)
+			j->folders[i]->dirty = true;
+	} else if ((rc = load_journal(j, path, text)) == 0) {
 		rc = check_mark(j, len);
+	}
 	free(text);
 	free(path);
 	return rc;
 }
+
+/* ------------------------------------------------------------------ */
+/* open and close                                                      */
 
 static uint64_t new_generation(void)
 {
@@ -486,6 +571,13 @@ static uint64_t new_generation(void)
 	uint64_t g = ((uint64_t)ts.tv_sec << 30) ^ (uint64_t)ts.tv_nsec ^
 		((uint64_t)getpid() << 40);
 	return g != 0 ? g : 1;
+}
+
+static void format_owner(struct buf *b, const char *owner)
+{
+	buf_append(b, "owner ", 6);
+	sline_put_name(b, owner != NULL ? owner : "-");
+	buf_append(b, "\n", 1);
 }
 
 /* The header of a new (or emptied) journal: magic with a fresh
@@ -528,7 +620,6 @@ static int journal_open_append(struct journal *j)
 {
 	char *path = xasprintf("%s/journal", j->dir);
 	char *mark = xasprintf("%s/journal.mark", j->dir);
-	off_t end;
 	int rc = 0;
 
 	j->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
@@ -538,7 +629,7 @@ static int journal_open_append(struct journal *j)
 		snprintf(j->error, sizeof(j->error), "cannot open %s: %s",
 			 j->fd < 0 ? path : mark, strerror(errno));
 		rc = io_exit_code(errno);
-	} else if ((end = lseek(j->fd, 0, SEEK_END)) == 0) {
+	} else if (lseek(j->fd, 0, SEEK_END) == 0) {
 		rc = write_journal_header(j);
 	}
 	if (rc == 0)
@@ -611,14 +702,20 @@ void journal_close(struct journal **jp)
 		close(j->fd);
 	if (j->mark_fd >= 0)
 		close(j->mark_fd);
-	free(j->owner);
 	for (size_t i = 0; i < j->nslots; i++) {
 		if (j->slots[i] != NULL) {
-			free(j->slots[i]->mbox);
+			free(j->slots[i]->flags);
 			free(j->slots[i]);
 		}
 	}
+	for (size_t i = 0; i < j->nfolders; i++) {
+		free(j->folders[i]->name);
+		free(j->folders[i]->file);
+		free(j->folders[i]);
+	}
+	free(j->folders);
 	free(j->slots);
+	free(j->owner);
 	free(j->dir);
 	free(j);
 	*jp = NULL;
@@ -639,13 +736,21 @@ void journal_killpoint(void)
 		_exit(100);
 }
 
-static int append_line(struct journal *j, char letter, const struct jentry *e)
+static struct sline entry_line(char letter, const struct jentry *e)
+{
+	return (struct sline){ .letter = letter, .mbox = e->mbox, .ruv = e->ruv,
+			       .ruid = e->ruid, .size = e->size, .hash = e->hash,
+			       .luv = e->luv, .luid = e->luid, .luidnext = e->luidnext,
+			       .chash = e->chash, .clen = e->clen, .flags = e->flags };
+}
+
+static int append_line(struct journal *j, const struct sline *l)
 {
 	struct buf b = { 0 };
 	int rc = 0;
 
 	journal_killpoint();
-	format_entry(&b, letter, e);
+	sline_format(&b, l);
 	/* One write() per line: O_APPEND keeps it whole unless the disk is
 	   full, and a torn tail is dropped at the next open. */
 	if (write_full(j->fd, b.data, b.len) < 0) {
@@ -657,38 +762,50 @@ static int append_line(struct journal *j, char letter, const struct jentry *e)
 	return rc;
 }
 
-int journal_append_started(struct journal *j, const char *mbox)
+static int append_entry(struct journal *j, char letter, const struct jentry *e)
 {
-	struct jentry marker = { .mbox = (char *)mbox };
-	int rc = append_line(j, 'B', &marker);
+	struct sline l = entry_line(letter, e);
+
+	return append_line(j, &l);
+}
+
+static int mark_in_flight(struct journal *j, const char *mbox, uint32_t ruv, uint32_t ruid)
+{
+	struct sline l = { .letter = 'B', .mbox = (char *)mbox, .ruv = ruv, .ruid = ruid };
+	int rc = append_line(j, &l);
 
 	if (rc == 0) {
-		j->append_in_flight = true;
-		j->in_flight_uid = 0;
+		struct jfolder *f = folder_get(j, mbox);
+		f->in_flight = true;
+		f->in_flight_uid = ruid;
+		f->dirty = true;
 	}
 	return rc;
+}
+
+int journal_append_started(struct journal *j, const char *mbox)
+{
+	return mark_in_flight(j, mbox, 0, 0);
 }
 
 int journal_delivery_started(struct journal *j, const struct jentry *e)
 {
-	struct jentry marker = { .mbox = e->mbox, .ruv = e->ruv, .ruid = e->ruid };
-	int rc = append_line(j, 'B', &marker);
-
-	if (rc == 0) {
-		j->append_in_flight = true;
-		j->in_flight_uid = e->ruid;
-	}
-	return rc;
+	return mark_in_flight(j, e->mbox, e->ruv, e->ruid);
 }
 
 bool journal_append_in_flight(const struct journal *j)
 {
-	return j->append_in_flight;
+	for (size_t i = 0; i < j->nfolders; i++)
+		if (j->folders[i]->in_flight)
+			return true;
+	return false;
 }
 
 bool journal_in_flight(const struct journal *j, const struct jentry *e)
 {
-	return j->append_in_flight && (j->in_flight_uid == 0 || j->in_flight_uid == e->ruid);
+	const struct jfolder *f = e->folder;
+
+	return f->in_flight && (f->in_flight_uid == 0 || f->in_flight_uid == e->ruid);
 }
 
 int journal_sync(struct journal *j)
@@ -704,8 +821,11 @@ int journal_sync(struct journal *j)
 
 int journal_intent(struct journal *j, const struct jentry *tmpl)
 {
-	int rc = append_line(j, 'I', tmpl);
+	struct jentry next = *tmpl;
+	int rc;
 
+	next.luid = 0;
+	rc = append_entry(j, 'I', &next);
 	if (rc == 0) {
 		struct jentry *e = upsert(j, tmpl->mbox, tmpl->ruv, tmpl->ruid);
 		e->state = J_INTENT;
@@ -716,25 +836,26 @@ int journal_intent(struct journal *j, const struct jentry *tmpl)
 		e->luidnext = tmpl->luidnext;
 		e->chash = tmpl->chash;
 		e->clen = tmpl->clen;
+		set_flags(e, tmpl->flags);
 	}
 	return rc;
 }
 
 static int transition(struct journal *j, struct jentry *e, char letter, enum jstate st)
 {
-	struct jentry next = *e;
-	int rc;
+	int rc = append_entry(j, letter, e);
 
-	next.state = st;
-	rc = append_line(j, letter, &next);
-	if (rc == 0)
+	if (rc == 0) {
 		e->state = st;
+		e->folder->dirty = true;
+	}
 	return rc;
 }
 
 int journal_delivered(struct journal *j, struct jentry *e, uint32_t luv, uint32_t luid)
 {
-	j->append_in_flight = false;
+	(void)j;
+	e->folder->in_flight = false;
 	e->luv = luv;
 	e->luid = luid;
 	return transition(j, e, 'D', J_DELIVERED);
@@ -742,9 +863,9 @@ int journal_delivered(struct journal *j, struct jentry *e, uint32_t luv, uint32_
 
 int journal_abandon(struct journal *j, struct jentry *e)
 {
-	int rc = append_line(j, 'A', e);
+	int rc = append_entry(j, 'A', e);
 
-	j->append_in_flight = false;
+	e->folder->in_flight = false;
 	if (rc == 0)
 		remove_entry(j, e);
 	return rc;
@@ -752,7 +873,7 @@ int journal_abandon(struct journal *j, struct jentry *e)
 
 int journal_forget(struct journal *j, struct jentry *e)
 {
-	int rc = append_line(j, 'A', e);
+	int rc = append_entry(j, 'A', e);
 
 	if (rc == 0)
 		remove_entry(j, e);
@@ -779,20 +900,55 @@ int journal_deleted(struct journal *j, struct jentry *e)
 	return transition(j, e, 'X', J_DELETED);
 }
 
+int journal_set_flags(struct journal *j, struct jentry *e, const char *flags)
+{
+	static const char letters[] = { 0, 'I', 'D', 'S', 'X', 'K', 'f', 'F' };
+	char *old = e->flags;
+	int rc;
+
+	e->flags = (char *)flags;
+	rc = append_entry(j, letters[e->state], e);
+	e->flags = old;
+	if (rc == 0) {
+		set_flags(e, flags);
+		e->folder->dirty = true;
+	}
+	return rc;
+}
+
 int journal_skipped(struct journal *j, const char *mbox, uint32_t ruv,
 		    uint32_t ruid, uint64_t size)
 {
 	struct jentry tmpl = { .mbox = (char *)mbox, .ruv = ruv, .ruid = ruid,
 			       .size = size, .state = J_SKIPPED };
-	int rc = append_line(j, 'K', &tmpl);
+	int rc = append_entry(j, 'K', &tmpl);
 
 	if (rc == 0) {
 		struct jentry *e = upsert(j, mbox, ruv, ruid);
 		e->state = J_SKIPPED;
 		e->size = size;
+		e->folder->in_flight = false;
 	}
 	return rc;
 }
+
+int journal_set_folder_record(struct journal *j, const char *mbox, const struct jfolder_rec *r)
+{
+	struct sline l = { .letter = 'R', .mbox = (char *)mbox, .ruv = r->ruv, .luv = r->luv,
+			   .maxuid = r->maxuid, .modseq = r->modseq };
+	int rc = append_line(j, &l);
+
+	if (rc == 0) {
+		struct jfolder *f = folder_get(j, mbox);
+		f->rec = *r;
+		f->has_rec = true;
+		f->dirty = true;
+	}
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* commit                                                              */
 
 static int fsync_dir(const char *dir)
 {
@@ -806,80 +962,164 @@ static int fsync_dir(const char *dir)
 	return rc;
 }
 
-int journal_commit(struct journal *j)
+/* name.new, fsync, rename to name.  On failure the old file stays. */
+static int write_durable(struct journal *j, const char *name, const struct buf *b)
 {
-	char *tmp = xasprintf("%s/state.new", j->dir);
-	char *state = xasprintf("%s/state", j->dir);
-	char *jpath = xasprintf("%s/journal", j->dir);
-	struct buf b = { 0 };
-	int fd = -1, rc = 0;
+	char *tmp = xasprintf("%s/%s.new", j->dir, name);
+	char *path = xasprintf("%s/%s", j->dir, name);
+	int fd, rc = 0;
 
-	size_t count = 0;
-	buf_appendf(&b, "%s\n", STATE_MAGIC);
-	format_owner(&b, j->owner);
-	for (size_t i = 0; i < j->nslots; i++) {
-		struct jentry *e = j->slots[i];
-		/* Deleted-on-remote entries are finished: the remote UID will
-		   never come back, so they need not be remembered. */
-		if (e != NULL && e->state != J_DELETED) {
-			format_entry(&b, state_letter[e->state], e);
-			count++;
-		}
-	}
-	/* An APPEND left unsettled must stay known as such (the next run
-	   waits for the server to finish it); last, because the D and K
-	   lines above settle the marker when replayed. */
-	if (j->append_in_flight) {
-		struct jentry marker = { .mbox = (char *)"-", .ruid = j->in_flight_uid };
-		format_entry(&b, 'B', &marker);
-		count++;
-	}
-	buf_appendf(&b, "end %zu %016llx\n", count,
-		    (unsigned long long)fnv1a64(FNV1A64_INIT, b.data, b.len));
-	/* Order is important!  The new snapshot must be durable under its
-	   final name before the journal it replaces is emptied; a crash in
-	   between replays the journal over the new snapshot, which only
-	   repeats transitions already in it. */
 	unlink(tmp);
 	journal_killpoint();
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0 || write_full(fd, b.data, b.len) < 0 || fsync(fd) < 0) {
+	if (fd < 0 || write_full(fd, b->data, b->len) < 0 || fsync(fd) < 0) {
 		rc = io_exit_code(errno);
 		snprintf(j->error, sizeof(j->error), "cannot write %s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	close(fd);
-	fd = -1;
-	journal_killpoint();
-	if (rename(tmp, state) < 0 || fsync_dir(j->dir) < 0) {
+	} else if (close(fd), fd = -1, rename(tmp, path) < 0) {
 		rc = EXIT_IOERR;
-		snprintf(j->error, sizeof(j->error), "cannot replace %s: %s", state, strerror(errno));
-		goto out;
+		snprintf(j->error, sizeof(j->error), "cannot replace %s: %s", path, strerror(errno));
 	}
-	journal_killpoint();
-	if (ftruncate(j->fd, 0) < 0) {
-		rc = io_exit_code(errno);
-		snprintf(j->error, sizeof(j->error), "cannot reset %s: %s", jpath, strerror(errno));
-	} else if ((rc = write_journal_header(j)) == 0) {
-		rc = write_mark(j);
-	}
-	j->legacy = false;
-	/* Deleted entries are now only in the old journal, which is gone. */
-	for (size_t i = 0; i < j->nslots; i++) {
-		struct jentry *e = j->slots[i];
-		if (e != NULL && e->state == J_DELETED) {
-			remove_entry(j, e);
-			i = (size_t)-1;  /* the table moved: rescan */
-		}
-	}
-out:
 	if (fd >= 0)
 		close(fd);
 	if (rc != 0)
 		unlink(tmp);
-	buf_free(&b);
 	free(tmp);
-	free(state);
-	free(jpath);
+	free(path);
+	return rc;
+}
+
+static void end_line(struct buf *b, size_t count)
+{
+	buf_appendf(b, "end %zu %016llx\n", count,
+		    (unsigned long long)fnv1a64(FNV1A64_INIT, b->data, b->len));
+}
+
+/* Deleted-on-remote entries are finished: the remote UID will never
+   come back, so they need not be remembered. */
+static bool folder_kept(const struct jfolder *f)
+{
+	for (const struct jentry *e = f->head; e != NULL; e = e->next)
+		if (e->state != J_DELETED)
+			return true;
+	return f->has_rec || f->in_flight;
+}
+
+static void format_folder(const struct journal *j, const struct jfolder *f, struct buf *b)
+{
+	static const char letters[] = { 0, 'I', 'D', 'S', 'X', 'K', 'f', 'F' };
+	size_t count = 0;
+
+	buf_appendf(b, "%s\n", FOLDER_MAGIC);
+	format_owner(b, j->owner);
+	if (f->has_rec) {
+		struct sline r = { .letter = 'R', .mbox = f->name, .ruv = f->rec.ruv,
+				   .luv = f->rec.luv, .maxuid = f->rec.maxuid,
+				   .modseq = f->rec.modseq };
+		sline_format(b, &r);
+		count++;
+	}
+	for (const struct jentry *e = f->head; e != NULL; e = e->next) {
+		if (e->state == J_DELETED)
+			continue;
+		struct sline l = entry_line(letters[e->state], e);
+		sline_format(b, &l);
+		count++;
+	}
+	/* An unsettled delivery must stay known as such (the next run waits
+	   for the server to finish it); last, because the D and K lines
+	   above settle the marker when replayed. */
+	if (f->in_flight) {
+		struct sline m = { .letter = 'B', .mbox = f->name, .ruid = f->in_flight_uid };
+		sline_format(b, &m);
+		count++;
+	}
+	end_line(b, count);
+}
+
+static int write_index(struct journal *j)
+{
+	struct buf b = { 0 };
+	size_t count = 0;
+	int rc;
+
+	buf_appendf(&b, "%s\n", STATE_MAGIC);
+	format_owner(&b, j->owner);
+	for (size_t i = 0; i < j->nfolders; i++) {
+		if (!j->folders[i]->on_disk)
+			continue;
+		buf_append(&b, "P ", 2);
+		sline_put_name(&b, j->folders[i]->name);
+		buf_append(&b, "\n", 1);
+		count++;
+	}
+	end_line(&b, count);
+	rc = write_durable(j, "state", &b);
+	buf_free(&b);
+	return rc;
+}
+
+/* Fold the journal into the snapshots.  Order is important!  Folder
+   snapshots first, then the index that lists them, then the directory
+   is synced, and only then is the journal emptied: a crash anywhere
+   before replays the journal over snapshots that already hold some of
+   its steps, which only repeats them.  Only folders that changed are
+   rewritten. */
+int journal_commit(struct journal *j)
+{
+	bool index_changed = j->legacy;
+	int rc = 0;
+
+	for (size_t i = 0; i < j->nfolders && rc == 0; i++) {
+		struct jfolder *f = j->folders[i];
+		if (!f->dirty)
+			continue;
+		bool keep = folder_kept(f);
+		if (keep) {
+			struct buf b = { 0 };
+			format_folder(j, f, &b);
+			rc = write_durable(j, f->file, &b);
+			buf_free(&b);
+		}
+		if (keep != f->on_disk) {
+			f->on_disk = keep;
+			index_changed = true;
+		}
+	}
+	if (rc == 0 && index_changed)
+		rc = write_index(j);
+	journal_killpoint();
+	if (rc == 0 && fsync_dir(j->dir) < 0) {
+		rc = EXIT_IOERR;
+		snprintf(j->error, sizeof(j->error), "cannot sync %s: %s", j->dir, strerror(errno));
+	}
+	if (rc != 0)
+		return rc;
+	journal_killpoint();
+	if (ftruncate(j->fd, 0) < 0) {
+		snprintf(j->error, sizeof(j->error), "cannot reset %s/journal: %s", j->dir,
+			 strerror(errno));
+		return io_exit_code(errno);
+	}
+	if ((rc = write_journal_header(j)) == 0)
+		rc = write_mark(j);
+	j->legacy = false;
+	/* What the snapshots no longer hold goes from memory too: deleted
+	   entries, and the files of folders with nothing left. */
+	for (size_t i = 0; i < j->nfolders; i++) {
+		struct jfolder *f = j->folders[i];
+		if (!f->dirty)
+			continue;
+		for (struct jentry *e = f->head, *next; e != NULL; e = next) {
+			next = e->next;
+			if (e->state == J_DELETED)
+				remove_entry(j, e);
+		}
+		if (!f->on_disk) {
+			char *path = xasprintf("%s/%s", j->dir, f->file);
+			unlink(path);
+			free(path);
+		}
+		f->dirty = false;
+	}
 	return rc;
 }

@@ -26,8 +26,10 @@ enum jstate {
 	J_FILTERED,      /* delivered and filtered (delivery = sieve) */
 };
 
+struct jfolder;
+
 struct jentry {
-	char *mbox;              /* remote mailbox name (UTF-8) */
+	char *mbox;              /* remote folder name (UTF-8); the folder's */
 	uint32_t ruv, ruid;      /* remote UIDVALIDITY, UID */
 	enum jstate state;
 	uint64_t size;           /* bytes of the message */
@@ -36,8 +38,19 @@ struct jentry {
 	uint32_t luidnext;       /* local UIDNEXT seen before the APPEND */
 	uint64_t chash, clen;    /* content hash and length (util.h); 0:
 	                            unknown (recorded by version 1) */
+	char *flags;             /* flags last synced; NULL: not recorded */
 	bool verified;           /* not on disk: this run fetched the remote
 	                            message under this key and hashed it */
+	/* the journal's own: the folder's list of entries */
+	struct jfolder *folder;
+	struct jentry *prev, *next;
+};
+
+/* What a folder looked like at the end of its last pass. */
+struct jfolder_rec {
+	uint32_t ruv, luv;       /* remote and local UIDVALIDITY */
+	uint32_t maxuid;         /* highest remote UID seen */
+	uint64_t modseq;         /* remote HIGHESTMODSEQ, 0 if none */
 };
 
 struct journal;
@@ -54,9 +67,17 @@ void journal_close(struct journal **j);
 
 struct jentry *journal_get(struct journal *j, const char *mbox,
 			   uint32_t ruv, uint32_t ruid);
-/* Call cb for every entry (order unspecified). */
+/* Call cb for every entry, or every entry of one folder (order
+   unspecified).  cb may change states, not remove entries. */
 void journal_foreach(struct journal *j, void (*cb)(void *ctx, struct jentry *e),
 		     void *ctx);
+void journal_folder_foreach(struct journal *j, const char *mbox,
+			    void (*cb)(void *ctx, struct jentry *e), void *ctx);
+/* A folder's record; false if it has none. */
+bool journal_folder_record(const struct journal *j, const char *mbox,
+			   struct jfolder_rec *rec_r);
+int journal_set_folder_record(struct journal *j, const char *mbox,
+			      const struct jfolder_rec *rec);
 size_t journal_count(const struct journal *j, enum jstate state);
 
 /* Record transitions.  Each writes one journal line; 0 or EXIT_IOERR /
@@ -73,6 +94,8 @@ int journal_seen(struct journal *j, struct jentry *e);
 int journal_filtering(struct journal *j, struct jentry *e);
 int journal_filtered(struct journal *j, struct jentry *e);
 int journal_deleted(struct journal *j, struct jentry *e);
+/* Record the flags last synced for e (its state unchanged). */
+int journal_set_flags(struct journal *j, struct jentry *e, const char *flags);
 int journal_skipped(struct journal *j, const char *mbox, uint32_t ruv,
 		    uint32_t ruid, uint64_t size);
 int journal_sync(struct journal *j);
@@ -88,8 +111,9 @@ bool journal_append_in_flight(const struct journal *j);
 /* Whether e's delivery may still be completing (see above). */
 bool journal_in_flight(const struct journal *j, const struct jentry *e);
 
-/* Fold the journal into a new snapshot: write state.new, fsync, rename,
-   fsync the directory, then empty the journal.  Order is important! */
+/* Fold the journal into the snapshots of the folders that changed
+   (each: write .new, fsync, rename), then the index, fsync the
+   directory, then empty the journal.  Order is important! */
 int journal_commit(struct journal *j);
 
 const char *journal_error(const struct journal *j);

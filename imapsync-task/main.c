@@ -25,6 +25,7 @@
 #include "net.h"
 #include "runlog.h"
 #include "secret.h"
+#include "session.h"
 #include "sync.h"
 #include "task.h"
 #include "util.h"
@@ -160,93 +161,10 @@ static void touch_lock(void *ctx)
 		runlog_touch(run_lock_fd);
 }
 
-static void client_opts(const struct options *o, const struct endpoint *ep,
-			const char *label, const char *spool, struct imap_client_opts *co)
+static struct session_opts session_opts_of(const struct options *o, const char *spool)
 {
-	memset(co, 0, sizeof(*co));
-	co->progress = touch_lock;
-	co->label = label;
-	co->host = ep->host;
-	co->port = ep->port;
-	co->security = ep->security;
-	co->ca_file = ep->ca_file;
-	co->tls_verify = ep->tls_verify;
-	co->timeout_ms = o->timeout_ms;
-	co->spool_dir = spool;
-	co->trace = o->verbose >= 2;
-}
-
-struct session {
-	struct secret *remote_pw, *master_pw;
-	struct imap_client *remote, *local;
-};
-
-static void session_close(struct session *s)
-{
-	imap_client_logout(&s->remote);
-	imap_client_logout(&s->local);
-	if (s->remote_pw != NULL)
-		log_forget_secret(s->remote_pw->value);
-	if (s->master_pw != NULL)
-		log_forget_secret(s->master_pw->value);
-	secret_free(&s->remote_pw);
-	secret_free(&s->master_pw);
-}
-
-static int load_secrets(const struct task *t, const struct local_config *l,
-			struct session *s)
-{
-	char err[512];
-	char *id = xasprintf("task.%s.password", t->name);
-
-	s->remote_pw = secret_load(id, t->password_file, err, sizeof(err));
-	free(id);
-	if (s->remote_pw == NULL) {
-		log_warnx("remote password: %s", err);
-		return EXIT_CONFIG;
-	}
-	log_register_secret(s->remote_pw->value);
-	s->master_pw = secret_load("master.password", l->master_password_file, err, sizeof(err));
-	if (s->master_pw == NULL) {
-		log_warnx("local master password: %s", err);
-		return EXIT_CONFIG;
-	}
-	log_register_secret(s->master_pw->value);
-	return 0;
-}
-
-/* Connect and log in to both sides: remote as the task's user, local as
-   local_user through the master user. */
-static int session_open(const struct options *o, const struct task *t,
-			const struct local_config *l, const char *spool, struct session *s)
-{
-	struct imap_client_opts co;
-	char err[600];
-	int rc;
-
-	if ((rc = load_secrets(t, l, s)) != 0)
-		return rc;
-	client_opts(o, &t->remote, "remote", spool, &co);
-	rc = imap_client_connect(&co, &s->remote, err, sizeof(err));
-	if (rc == 0)
-		rc = imap_login(s->remote, t->remote_user, s->remote_pw->value, NULL, 0,
-				err, sizeof(err));
-	if (rc != 0) {
-		log_warnx("%s", err);
-		return rc;
-	}
-	struct imap_result res;
-	(void)imap_id(s->remote, &res);   /* courtesy for the remote's logs */
-	client_opts(o, &l->ep, "local (Dovecot master user)", spool, &co);
-	rc = imap_client_connect(&co, &s->local, err, sizeof(err));
-	if (rc == 0)
-		rc = imap_login(s->local, t->local_user, s->master_pw->value, l->master_user,
-				l->master_separator, err, sizeof(err));
-	if (rc != 0) {
-		log_warnx("%s", err);
-		return rc;
-	}
-	return 0;
+	return (struct session_opts){ .timeout_ms = o->timeout_ms, .trace = o->verbose >= 2,
+				      .spool_dir = spool, .progress = touch_lock };
 }
 
 /* ------------------------------------------------------------------ */
@@ -307,7 +225,8 @@ static int run_sync(const struct options *o, struct task *t, struct local_config
 		log_warnx("%s", err);
 		return rc;
 	}
-	rc = session_open(o, t, l, dir, &s);
+	struct session_opts so = session_opts_of(o, dir);
+	rc = session_open(&so, t, l, &s);
 	if (rc == 0) {
 		struct sync_env env = {
 			.task = t, .local = l, .remote = s.remote, .local_imap = s.local,
@@ -421,7 +340,8 @@ static int check_connect(const struct options *o, struct task *t, struct local_c
 {
 	struct session s = { 0 };
 	char *spool = xstrdup("/tmp");
-	int rc = session_open(o, t, l, spool, &s);
+	struct session_opts so = session_opts_of(o, spool);
+	int rc = session_open(&so, t, l, &s);
 
 	if (rc == 0)
 		printf("%s: logged in to remote %s:%u and local %s:%u as %s%c%s\n", t->name,

@@ -33,7 +33,6 @@ static const char mb64_chars[] =
 #define UTF16_HIGH_LAST  0xdbff
 #define UTF16_LOW_FIRST  0xdc00
 #define UTF16_LOW_LAST   0xdfff
-#define UNICODE_MAX      0x10ffff
 
 /* Printable US-ASCII: must appear literally in mUTF-7, never encoded. */
 static bool is_printable_ascii(uint32_t c)
@@ -82,43 +81,6 @@ static void utf8_put(struct buf *out, uint32_t cp)
 		n = 4;
 	}
 	buf_append(out, s, n);
-}
-
-/* Decode one UTF-8 character from s (len > 0 bytes).  Returns its length,
-   or 0 if it is truncated, overlong, a surrogate or beyond U+10FFFF. */
-static size_t utf8_get(const unsigned char *s, size_t len, uint32_t *cp_r)
-{
-	uint32_t cp, min;
-	size_t n, i;
-
-	if (s[0] < 0x80) {
-		*cp_r = s[0];
-		return 1;
-	}
-	if ((s[0] & 0xe0) == 0xc0) {
-		n = 2; min = 0x80; cp = s[0] & 0x1f;
-	} else if ((s[0] & 0xf0) == 0xe0) {
-		n = 3; min = 0x800; cp = s[0] & 0x0f;
-	} else if ((s[0] & 0xf8) == 0xf0) {
-		n = 4; min = 0x10000; cp = s[0] & 0x07;
-	} else {
-		/* a continuation byte, or a 5/6-byte or 0xfe/0xff lead */
-		return 0;
-	}
-	if (len < n)
-		return 0;
-	for (i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	/* Checking the value afterwards covers C0/C1, E0 80-9F, F0 80-8F
-	   (overlong), ED A0-BF (surrogates) and F4 90+/F5+ (too large). */
-	if (cp < min || cp > UNICODE_MAX ||
-	    (cp >= UTF16_HIGH_FIRST && cp <= UTF16_LOW_LAST))
-		return 0;
-	*cp_r = cp;
-	return n;
 }
 
 /* --- mUTF-7 -> UTF-8 ------------------------------------------------ */
@@ -275,7 +237,7 @@ char *utf8_to_mutf7(const char *in, size_t len)
 	size_t i, n;
 
 	for (i = 0; i < len; i += n) {
-		if ((n = utf8_get(s + i, len - i, &cp)) == 0 || cp == 0)
+		if ((n = utf8_decode(s + i, len - i, &cp)) == 0 || cp == 0)
 			goto fail;
 		if (is_printable_ascii(cp)) {
 			mb64_close(&enc, &out);

@@ -23,6 +23,10 @@ enum net_status {
 	NET_ERR_INTERRUPTED, /* the stop flag was set by a signal */
 };
 
+/* How a connection is secured: STARTTLS on the plain port, TLS from the
+   first byte, or not at all.  The INI key security names them (task.c). */
+enum security { SECURITY_STARTTLS, SECURITY_TLS, SECURITY_NONE };
+
 #include <signal.h>
 /* A flag set by a signal handler: any wait returns NET_ERR_INTERRUPTED
    once it is set, so SIGTERM never waits for a silent server. */

@@ -1,13 +1,20 @@
-/* sync.h - the sync algorithms.  They drive two imap_client connections
- * and the journal; they never see sockets, tags or TLS. */
+/* sync.h - what every sync mode shares: the run's environment, its
+ * counters, the first error, and lists of journal entries.
+ *
+ * The sync files drive two imap_client connections and the journal
+ * through typed calls; they never see sockets, tags, TLS or IMAP syntax.
+ * A folder is a parameter of everything shared (struct folder_pair), so
+ * the INBOX-only mode and the all-folders mode use one copy path.
+ */
 #ifndef SYNC_H
 #define SYNC_H
 
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
-#include "imap_client.h"
+#include "imap_cmds.h"
 #include "journal.h"
 #include "lmtp.h"
 #include "task.h"
@@ -39,10 +46,44 @@ struct sync_env {
 	struct lmtp_session *lmtp;     /* delivery = lmtp; NULL otherwise */
 	unsigned protocol_errors;      /* messages not taken because the
 	                                  remote answered badly: exit 76 */
-	char error[512];               /* why the run stopped, for the log */
+	char error[512];               /* why the run stopped: the first
+	                                  error told wins */
 };
 
-/* INBOX-only retrieval.  Returns an exit code (exitcode.h). */
+/* One folder as both sides name it. */
+struct folder_pair {
+	const char *remote;       /* the journal's key: remote name, UTF-8 */
+	const char *remote_wire;  /* as the remote server names it */
+	const char *local;        /* as the local server names it */
+	uint32_t ruv;             /* remote UIDVALIDITY of this pass */
+};
+
+/* Record why the run stops (unless an earlier error was recorded) and
+   return rc. */
+int sync_fail(struct sync_env *env, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* A failed command: its exit code, with the side named. */
+int sync_cmd_failed(struct sync_env *env, struct imap_client *c, int rc,
+		    const struct imap_result *res, const char *what);
+/* A failed journal write: rc, with the journal's reason. */
+int sync_journal_failed(struct sync_env *env, int rc);
+
+struct entry_list {
+	struct jentry **v;
+	size_t n, cap;
+};
+void entry_list_add(struct entry_list *l, struct jentry *e);
+bool entry_listed(const struct entry_list *l, const struct jentry *e);
+void entry_list_free(struct entry_list *l);
+/* The entries of one folder in one state (of one remote UIDVALIDITY
+   unless any_ruv), sorted by remote UID. */
+void sync_entries(struct sync_env *env, const char *mbox, enum jstate st, uint32_t ruv,
+		  bool any_ruv, struct entry_list *l);
+/* Their remote (or local) UIDs, in list order; the caller frees. */
+uint32_t *entry_uids(struct jentry *const *v, size_t n, bool local);
+int cmp_entry_ruid(const void *a, const void *b);
+
+/* INBOX-only retrieval (sync_inbox.c).  Returns an exit code. */
 int sync_inbox(struct sync_env *env, struct sync_counts *counts);
 
 #endif

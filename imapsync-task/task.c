@@ -1,20 +1,9 @@
 /* task.c - validated configuration: imapsync-task.conf and tasks/NAME.ini.
  *
- * Two readers look at every file:
- *
- *  - our own line scanner (ini_scan) knows where each key stands, so every
- *    error can say FILE:LINE; it also refuses what iniparser would silently
- *    accept or silently misread: duplicate keys and sections, keys outside
- *    a section, text after a closing quote, unterminated quotes, lines
- *    ending in '\' (iniparser joins them with the next line, even in
- *    comments), NUL and control bytes, invalid UTF-8.
- *  - iniparser supplies the values.  Its value of every key is compared
- *    with the scanner's; they cannot differ for a file the scanner
- *    accepts, and if they ever did, that key is refused rather than used.
- *
- * When the scanner already found errors iniparser usually refuses the file
- * as well; the scanner's values are then used so that every remaining
- * error of the file is still reported in the same run.
+ * The schema of both files: which sections and keys there are, what
+ * each value may be, the defaults.  Reading the files is ini.c's job,
+ * compiling the exclude pattern exclude.c's, time spans timespan.c's;
+ * every error goes into the file's report as "FILE:LINE: key: reason".
  *
  * Nothing here reads a password: the password files are only checked for
  * existence and mode (secret.c reads them).
@@ -24,240 +13,27 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <iniparser.h>
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
-
+#include "exclude.h"
+#include "ini.h"
 #include "task.h"
+#include "timespan.h"
 #include "util.h"
 
 #define CONF_FILE_NAME "imapsync-task.conf"
 #define TASKS_DIR_NAME "tasks"
 
-#define INI_MAX_FILE_SIZE (1024 * 1024)
-/* iniparser reads lines into a 1024-byte buffer and refuses the whole
-   file beyond that; we stop a little earlier with a line number. */
-#define INI_MAX_LINE 1000
-
-/* Bounds for matching the exclude pattern against a folder name.  A sane
-   pattern needs a few hundred steps for a folder name; "(a+)+$" needs
-   billions and stops at the match limit within milliseconds. */
-#define EXCLUDE_MATCH_LIMIT 100000
-#define EXCLUDE_DEPTH_LIMIT 5000
-#define EXCLUDE_HEAP_LIMIT_KIB 4096
-
 #define MIN_DAYS 1
 #define MAX_DAYS 36500
-
-/* Like util.c: nothing sensible can continue. */
-static void __attribute__((noreturn)) out_of_memory(void)
-{
-	static const char msg[] = "imapsync-task: out of memory\n";
-
-	(void)!write(STDERR_FILENO, msg, sizeof(msg) - 1);
-	_exit(70);
-}
-
-struct task_exclude {
-	pcre2_code *code;
-	pcre2_match_context *mctx;
-};
-
-/* ---------------------------------------------------------------------
- * Error collection: sorted by line at the end, then handed to the sink.
- */
-
-struct report_item {
-	unsigned line;
-	size_t seq;
-	char *text;
-};
-
-struct report {
-	const char *path;       /* file name as shown in messages */
-	struct report_item *items;
-	size_t n, cap;
-};
-
-static char *xvasprintf_local(const char *fmt, va_list ap)
-	__attribute__((format(printf, 1, 0)));
-
-static char *xvasprintf_local(const char *fmt, va_list ap)
-{
-	va_list ap2;
-	int n;
-	char *p;
-
-	va_copy(ap2, ap);
-	n = vsnprintf(NULL, 0, fmt, ap2);
-	va_end(ap2);
-	if (n < 0)
-		n = 0;
-	p = xmalloc((size_t)n + 1);
-	if (vsnprintf(p, (size_t)n + 1, fmt, ap) < 0)
-		p[0] = '\0';
-	return p;
-}
-
-/* Add "PATH:LINE: KEY: reason".  line 0 leaves out the line, key NULL
-   leaves out the key. */
-static void __attribute__((format(printf, 4, 5)))
-report_add(struct report *r, unsigned line, const char *key,
-	   const char *fmt, ...)
-{
-	va_list ap;
-	char *reason, linebuf[24] = "", *text;
-
-	va_start(ap, fmt);
-	reason = xvasprintf_local(fmt, ap);
-	va_end(ap);
-
-	if (line > 0)
-		snprintf(linebuf, sizeof(linebuf), ":%u", line);
-	if (key != NULL)
-		text = xasprintf("%s%s: %s: %s", r->path, linebuf, key, reason);
-	else
-		text = xasprintf("%s%s: %s", r->path, linebuf, reason);
-	free(reason);
-
-	if (r->n == r->cap) {
-		r->cap = r->cap ? r->cap * 2 : 8;
-		r->items = xreallocarray(r->items, r->cap, sizeof(*r->items));
-	}
-	r->items[r->n].line = line;
-	r->items[r->n].seq = r->n;
-	r->items[r->n].text = text;
-	r->n++;
-}
-
-static int report_item_cmp(const void *a, const void *b)
-{
-	const struct report_item *x = a, *y = b;
-
-	if (x->line != y->line)
-		return x->line < y->line ? -1 : 1;
-	return x->seq < y->seq ? -1 : (x->seq > y->seq);
-}
-
-/* Hand every collected error to the sink (in line order); returns the
-   number of errors. */
-static size_t report_flush(struct report *r, task_error_fn *err, void *ctx)
-{
-	size_t i, n = r->n;
-
-	if (n > 1)
-		qsort(r->items, n, sizeof(*r->items), report_item_cmp);
-	for (i = 0; i < n; i++) {
-		if (err != NULL)
-			err(ctx, r->items[i].text);
-		free(r->items[i].text);
-	}
-	free(r->items);
-	r->items = NULL;
-	r->n = r->cap = 0;
-	return n;
-}
-
-/* A value for an error message: quoted, non-printable bytes escaped,
-   long values cut.  Never used for a key that might hold a secret. */
-static char *quote(const char *s)
-{
-	struct buf b = { 0 };
-	size_t i;
-	char *ret;
-
-	buf_append(&b, "\"", 1);
-	for (i = 0; s[i] != '\0'; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (i == 80) {
-			buf_append(&b, "...", 3);
-			break;
-		}
-		if (c < 0x20 || c == 0x7f || c == '"' || c == '\\')
-			buf_appendf(&b, "\\x%02x", c);
-		else
-			buf_append(&b, &s[i], 1);
-	}
-	buf_append(&b, "\"", 1);
-	ret = xstrndup((const char *)b.data, b.len);
-	buf_free(&b);
-	return ret;
-}
 
 /* ---------------------------------------------------------------------
  * Small string checks.
  */
-
-static bool is_ws(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n' ||
-		c == '\v' || c == '\f';
-}
-
-static char *strip(char *s)
-{
-	size_t n;
-
-	while (is_ws(*s))
-		s++;
-	n = strlen(s);
-	while (n > 0 && is_ws(s[n - 1]))
-		s[--n] = '\0';
-	return s;
-}
-
-static void lowercase(char *s)
-{
-	for (; *s != '\0'; s++) {
-		if (*s >= 'A' && *s <= 'Z')
-			*s = (char)(*s - 'A' + 'a');
-	}
-}
-
-/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 if
-   invalid (overlong forms, surrogates and code points above U+10FFFF
-   are invalid). */
-static size_t utf8_seq_len(const unsigned char *p, size_t n)
-{
-	size_t len, i;
-	uint32_t cp;
-
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-		len = 2;
-		cp = p[0] & 0x1f;
-	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-		len = 3;
-		cp = p[0] & 0x0f;
-	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-		len = 4;
-		cp = p[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-		return 0;
-	return len;
-}
 
 static bool has_space_or_control(const char *s)
 {
@@ -281,44 +57,16 @@ static bool has_control(const char *s)
 	return false;
 }
 
-static bool str_in(const char *s, const char *const *list)
-{
-	for (; *list != NULL; list++) {
-		if (strcmp(s, *list) == 0)
-			return true;
-	}
-	return false;
-}
-
-/* "a, b, c" for a message. */
-static char *join(const char *const *list)
-{
-	struct buf b = { 0 };
-	char *ret;
-
-	for (; *list != NULL; list++)
-		buf_appendf(&b, "%s%s", b.len ? ", " : "", *list);
-	ret = xstrndup((const char *)b.data, b.len);
-	buf_free(&b);
-	return ret;
-}
-
 /* ---------------------------------------------------------------------
  * The schema: allowed sections and keys.  These names are a contract
  * with users; never rename them.
  */
 
-struct section_spec {
-	const char *name;
-	const char *const *keys;
-	bool required;
-};
-
 static const char *const local_keys[] = {
 	"host", "port", "security", "master_user", "master_separator",
 	"master_password_file", "ca_file", "tls_verify", "lmtp", NULL
 };
-static const struct section_spec local_sections[] = {
+static const struct ini_section_spec local_sections[] = {
 	{ "local", local_keys, false },
 	{ NULL, NULL, false }
 };
@@ -331,493 +79,71 @@ static const char *const remote_keys[] = {
 	"host", "port", "security", "user", "password_file", "ca_file",
 	"tls_verify", NULL
 };
-static const struct section_spec task_sections[] = {
+static const struct ini_section_spec task_sections[] = {
 	{ "task", task_keys, true },
 	{ "remote", remote_keys, true },
 	{ NULL, NULL, false }
 };
 
+/* A key that looks like it holds a secret.  Such a value is never echoed,
+   and the key is refused wherever it stands. */
+static const char *key_is_secret(const char *key)
+{
+	size_t n = strlen(key);
+
+	if (n >= 5 && strcmp(key + n - 5, "_file") == 0)
+		return NULL;
+	if (strcmp(key, "pass") == 0 || strcmp(key, "pw") == 0 ||
+	    strcmp(key, "pwd") == 0 || strstr(key, "password") != NULL ||
+	    strstr(key, "passwd") != NULL || strstr(key, "secret") != NULL)
+		return "passwords belong in password_file, not in the INI";
+	return NULL;
+}
+
+static const struct ini_schema local_schema = { local_sections, key_is_secret };
+static const struct ini_schema task_schema = { task_sections, key_is_secret };
+
+/* The values of each enum: one table per enum, in the order of the enum
+   (name i is value i), NULL-terminated; get_enum() reads them, the
+   *_name() functions print them.  Also a contract with users. */
 static const char *const security_names[] = { "starttls", "tls", "none", NULL };
 static const char *const folder_names[] = { "inbox", "all", "all-except", NULL };
 static const char *const delete_names[] = { "never", "after-sync", "older-than", NULL };
 static const char *const delivery_names[] = { "append", "sieve", "lmtp", NULL };
 
-static char *join_sections(const struct section_spec *specs)
-{
-	struct buf b = { 0 };
-	char *ret;
+_Static_assert(N_ELEMENTS(security_names) == SECURITY_NONE + 2 &&
+	       N_ELEMENTS(folder_names) == FOLDERS_ALL_EXCEPT + 2 &&
+	       N_ELEMENTS(delete_names) == DELETE_OLDER_THAN + 2 &&
+	       N_ELEMENTS(delivery_names) == DELIVERY_LMTP + 2,
+	       "one name for each value of each enum");
 
-	for (; specs->name != NULL; specs++)
-		buf_appendf(&b, "%s%s", b.len ? ", " : "", specs->name);
-	ret = xstrndup((const char *)b.data, b.len);
-	buf_free(&b);
-	return ret;
+static const char *enum_name(const char *const *names, int value)
+{
+	for (int i = 0; names[i] != NULL; i++) {
+		if (i == value)
+			return names[i];
+	}
+	return "?";
 }
 
-/* A key that looks like it holds a secret.  Such a value is never echoed,
-   and the key is refused wherever it stands. */
-static bool key_is_secret(const char *key)
+const char *security_name(enum security s)
 {
-	size_t n = strlen(key);
-
-	if (n >= 5 && strcmp(key + n - 5, "_file") == 0)
-		return false;
-	return strcmp(key, "pass") == 0 || strcmp(key, "pw") == 0 ||
-		strcmp(key, "pwd") == 0 || strstr(key, "password") != NULL ||
-		strstr(key, "passwd") != NULL || strstr(key, "secret") != NULL;
+	return enum_name(security_names, (int)s);
 }
 
-/* ---------------------------------------------------------------------
- * The line scanner.
- */
-
-struct ini_entry {
-	char *section;
-	char *key;
-	char *value;            /* as the scanner read it */
-	unsigned line;
-};
-
-struct ini_section {
-	char *name;
-	unsigned line;
-};
-
-struct ini {
-	struct ini_entry *entries;
-	size_t n_entries;
-	struct ini_section *sections;
-	size_t n_sections;
-	dictionary *dict;       /* NULL if iniparser refused the file */
-};
-
-static void ini_free(struct ini *ini)
+const char *folder_mode_name(enum folder_mode m)
 {
-	size_t i;
-
-	for (i = 0; i < ini->n_entries; i++) {
-		free(ini->entries[i].section);
-		free(ini->entries[i].key);
-		free(ini->entries[i].value);
-	}
-	for (i = 0; i < ini->n_sections; i++)
-		free(ini->sections[i].name);
-	free(ini->entries);
-	free(ini->sections);
-	if (ini->dict != NULL)
-		iniparser_freedict(ini->dict);
-	memset(ini, 0, sizeof(*ini));
+	return enum_name(folder_names, (int)m);
 }
 
-static const struct ini_section *
-ini_find_section(const struct ini *ini, const char *name)
+const char *delete_mode_name(enum delete_mode m)
 {
-	size_t i;
-
-	for (i = 0; i < ini->n_sections; i++) {
-		if (strcmp(ini->sections[i].name, name) == 0)
-			return &ini->sections[i];
-	}
-	return NULL;
+	return enum_name(delete_names, (int)m);
 }
 
-static const struct ini_entry *
-ini_find(const struct ini *ini, const char *section, const char *key)
+const char *delivery_mode_name(enum delivery_mode m)
 {
-	size_t i;
-
-	for (i = 0; i < ini->n_entries; i++) {
-		if (strcmp(ini->entries[i].section, section) == 0 &&
-		    strcmp(ini->entries[i].key, key) == 0)
-			return &ini->entries[i];
-	}
-	return NULL;
-}
-
-static const struct section_spec *
-spec_find(const struct section_spec *specs, const char *name)
-{
-	for (; specs->name != NULL; specs++) {
-		if (strcmp(specs->name, name) == 0)
-			return specs;
-	}
-	return NULL;
-}
-
-static bool valid_section_name(const char *s)
-{
-	if (*s == '\0')
-		return false;
-	for (; *s != '\0'; s++) {
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
-		      *s == '_' || *s == '-' || *s == '.'))
-			return false;
-	}
-	return true;
-}
-
-static bool valid_key_name(const char *s)
-{
-	if (*s == '\0')
-		return false;
-	for (; *s != '\0'; s++) {
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
-		      *s == '_' || *s == '-' || *s == '.'))
-			return false;
-	}
-	return true;
-}
-
-/* Check the raw bytes of one line: no NUL, no control bytes except tab
-   (a CR right before the LF is allowed), valid UTF-8.  Returns false
-   after reporting. */
-static bool scan_line_bytes(struct report *r, unsigned lineno,
-			    const char *p, size_t len)
-{
-	size_t i = 0;
-
-	if (len > 0 && p[len - 1] == '\r')
-		len--;
-	if (len > INI_MAX_LINE) {
-		report_add(r, lineno, NULL, "line too long (at most %d bytes)",
-			   INI_MAX_LINE);
-		return false;
-	}
-	while (i < len) {
-		unsigned char c = (unsigned char)p[i];
-		size_t n;
-
-		if (c == '\0') {
-			report_add(r, lineno, NULL, "NUL byte in line");
-			return false;
-		}
-		if ((c < 0x20 && c != '\t') || c == 0x7f) {
-			report_add(r, lineno, NULL,
-				   "control character 0x%02x in line", c);
-			return false;
-		}
-		n = utf8_seq_len((const unsigned char *)p + i, len - i);
-		if (n == 0) {
-			report_add(r, lineno, NULL, "line is not valid UTF-8");
-			return false;
-		}
-		i += n;
-	}
-	return true;
-}
-
-/* Parse "key = value" (line already stripped, contains '=').  On success
-   *key_r and *value_r point into line (modified in place). */
-static bool scan_key_value(struct report *r, unsigned lineno, char *line,
-			   char **key_r, char **value_r)
-{
-	char *eq = strchr(line, '=');
-	char *key, *value;
-
-	*eq = '\0';
-	key = strip(line);
-	lowercase(key);
-	value = eq + 1;
-	while (is_ws(*value))
-		value++;
-
-	if (*key == '\0') {
-		report_add(r, lineno, NULL, "missing key name before '='");
-		return false;
-	}
-	if (!valid_key_name(key)) {
-		report_add(r, lineno, NULL,
-			   "malformed key name (letters, digits, '_', '-', '.')");
-		return false;
-	}
-
-	if (*value == '"' || *value == '\'') {
-		/* Quoted: everything up to the same quote, kept as is.
-		   Afterwards only a comment may follow. */
-		char q = *value, *end = strchr(value + 1, q), *rest;
-
-		if (end == NULL) {
-			report_add(r, lineno, key, "unterminated %s quote",
-				   q == '"' ? "double" : "single");
-			return false;
-		}
-		rest = end + 1;
-		while (is_ws(*rest))
-			rest++;
-		if (*rest != '\0' && *rest != ';' && *rest != '#') {
-			report_add(r, lineno, key,
-				   "unexpected text after the closing quote");
-			return false;
-		}
-		*end = '\0';
-		value++;
-	} else {
-		/* Unquoted: ';' and '#' start a comment anywhere. */
-		value[strcspn(value, ";#")] = '\0';
-		value = strip(value);
-	}
-	*key_r = key;
-	*value_r = value;
-	return true;
-}
-
-/* Scan the whole file.  Entries of allowed sections are recorded; every
-   structural problem is reported. */
-static void ini_scan(struct ini *ini, struct report *r,
-		     const char *text, size_t len,
-		     const struct section_spec *specs)
-{
-	const struct section_spec *cur_spec = NULL;
-	char *cur_section = NULL;
-	bool in_section = false;
-	unsigned lineno = 0;
-	size_t pos = 0;
-
-	while (pos < len) {
-		const char *start = text + pos;
-		const char *nl = memchr(start, '\n', len - pos);
-		size_t linelen = nl ? (size_t)(nl - start) : len - pos;
-		char *copy, *line;
-		size_t n;
-
-		pos += linelen + (nl ? 1 : 0);
-		lineno++;
-		if (!scan_line_bytes(r, lineno, start, linelen))
-			continue;
-
-		copy = xstrndup(start, linelen);
-		line = strip(copy);
-		n = strlen(line);
-		if (n == 0) {
-			free(copy);
-			continue;
-		}
-		if (line[n - 1] == '\\') {
-			/* iniparser would join the next line to this one,
-			   silently, even to a comment. */
-			report_add(r, lineno, NULL,
-				   "line ends with '\\', which would join the next line to it; "
-				   "remove the backslash");
-			free(copy);
-			continue;
-		}
-		if (line[0] == '#' || line[0] == ';') {
-			free(copy);
-			continue;
-		}
-
-		if (line[0] == '[') {
-			const struct ini_section *dup;
-			char *name;
-
-			if (line[n - 1] != ']') {
-				report_add(r, lineno, NULL,
-					   "malformed section header (expected \"[name]\" "
-					   "alone on its line)");
-				free(copy);
-				/* keys that follow belong to no known section */
-				in_section = true;
-				cur_spec = NULL;
-				free(cur_section);
-				cur_section = NULL;
-				continue;
-			}
-			line[n - 1] = '\0';
-			name = strip(line + 1);
-			lowercase(name);
-			in_section = true;
-			cur_spec = NULL;
-			free(cur_section);
-			cur_section = NULL;
-			if (!valid_section_name(name)) {
-				report_add(r, lineno, NULL, "malformed section name");
-			} else if ((dup = ini_find_section(ini, name)) != NULL) {
-				report_add(r, lineno, NULL,
-					   "[%s]: duplicate section (first on line %u)",
-					   name, dup->line);
-			} else {
-				char *all = NULL;
-
-				ini->sections = xreallocarray(ini->sections,
-							      ini->n_sections + 1,
-							      sizeof(*ini->sections));
-				ini->sections[ini->n_sections].name = xstrdup(name);
-				ini->sections[ini->n_sections].line = lineno;
-				ini->n_sections++;
-				cur_spec = spec_find(specs, name);
-				if (cur_spec == NULL) {
-					all = join_sections(specs);
-					report_add(r, lineno, NULL,
-						   "[%s]: unknown section (valid: %s)",
-						   name, all);
-					free(all);
-				} else {
-					cur_section = xstrdup(name);
-				}
-			}
-			free(copy);
-			continue;
-		}
-
-		if (strchr(line, '=') == NULL) {
-			report_add(r, lineno, NULL,
-				   "expected \"key = value\", \"[section]\" or a comment");
-			free(copy);
-			continue;
-		}
-
-		char *key, *value;
-
-		if (!scan_key_value(r, lineno, line, &key, &value)) {
-			free(copy);
-			continue;
-		}
-		if (key_is_secret(key)) {
-			report_add(r, lineno, key,
-				   "passwords belong in password_file, not in the INI");
-		} else if (!in_section) {
-			report_add(r, lineno, key, "key outside of any section");
-		} else if (cur_spec != NULL) {
-			const struct ini_entry *dup = ini_find(ini, cur_section, key);
-
-			if (dup != NULL) {
-				report_add(r, lineno, key,
-					   "duplicate key (first on line %u)",
-					   dup->line);
-			} else if (!str_in(key, cur_spec->keys)) {
-				char *all = join(cur_spec->keys);
-
-				report_add(r, lineno, key,
-					   "unknown key in [%s] (valid: %s)",
-					   cur_section, all);
-				free(all);
-			} else {
-				struct ini_entry *e;
-
-				ini->entries = xreallocarray(ini->entries,
-							     ini->n_entries + 1,
-							     sizeof(*ini->entries));
-				e = &ini->entries[ini->n_entries++];
-				e->section = xstrdup(cur_section);
-				e->key = xstrdup(key);
-				e->value = xstrdup(value);
-				e->line = lineno;
-			}
-		}
-		/* keys of an unknown or malformed section: already reported */
-		free(copy);
-	}
-	free(cur_section);
-}
-
-static int ini_silent(const char *fmt, ...)
-{
-	(void)fmt;
-	return 0;
-}
-
-/* Read and scan path; mode and type checks included.  Returns false if
-   the file could not be read at all (reported). */
-static bool ini_load(struct ini *ini, struct report *r, const char *path,
-		     const struct section_spec *specs, bool quiet)
-{
-	struct stat st;
-	struct buf b = { 0 };
-	size_t errors_before;
-	int fd;
-
-	memset(ini, 0, sizeof(*ini));
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0) {
-		report_add(r, 0, NULL, "cannot open: %s", strerror(errno));
-		return false;
-	}
-	if (fstat(fd, &st) < 0) {
-		report_add(r, 0, NULL, "cannot stat: %s", strerror(errno));
-		close(fd);
-		return false;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		report_add(r, 0, NULL, "not a regular file");
-		close(fd);
-		return false;
-	}
-	if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && !quiet) {
-		report_add(r, 0, NULL,
-			   "is writable by group or others (mode %04o); "
-			   "run chmod go-w on it",
-			   (unsigned)(st.st_mode & 07777));
-	}
-	for (;;) {
-		ssize_t n;
-
-		buf_reserve(&b, 4096);
-		n = read(fd, b.data + b.len, b.cap - b.len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			report_add(r, 0, NULL, "cannot read: %s", strerror(errno));
-			close(fd);
-			buf_free(&b);
-			return false;
-		}
-		if (n == 0)
-			break;
-		b.len += (size_t)n;
-		if (b.len > INI_MAX_FILE_SIZE) {
-			report_add(r, 0, NULL, "file too large (more than %d bytes)",
-				   INI_MAX_FILE_SIZE);
-			close(fd);
-			buf_free(&b);
-			return false;
-		}
-	}
-	close(fd);
-
-	errors_before = r->n;
-	ini_scan(ini, r, (const char *)b.data, b.len, specs);
-	buf_free(&b);
-	/* With structural errors (a duplicate key, say) the two readers
-	   legitimately disagree; the scanner's values are used then. */
-	if (quiet || r->n > errors_before)
-		return true;
-
-	iniparser_set_error_callback(ini_silent);
-	ini->dict = iniparser_load(path);
-	iniparser_set_error_callback(NULL);
-	if (ini->dict == NULL) {
-		report_add(r, 0, NULL, "the INI reader refused the file");
-		return true;
-	}
-
-	/* Both readers must agree on every value we are going to use. */
-	for (size_t i = 0; i < ini->n_entries; i++) {
-		struct ini_entry *e = &ini->entries[i];
-		char *k = xasprintf("%s:%s", e->section, e->key);
-		const char *v = iniparser_getstring(ini->dict, k, NULL);
-
-		if (v == NULL || strcmp(v, e->value) != 0) {
-			report_add(r, e->line, e->key,
-				   "value is read differently by the INI reader; "
-				   "put it in double quotes");
-		}
-		free(k);
-	}
-	return true;
-}
-
-/* The value of an entry: iniparser's when it accepted the file. */
-static const char *ini_value(const struct ini *ini, const struct ini_entry *e)
-{
-	if (ini->dict != NULL) {
-		char *k = xasprintf("%s:%s", e->section, e->key);
-		const char *v = iniparser_getstring(ini->dict, k, NULL);
-
-		free(k);
-		if (v != NULL)
-			return v;
-	}
-	return e->value;
+	return enum_name(delivery_names, (int)m);
 }
 
 /* ---------------------------------------------------------------------
@@ -825,8 +151,8 @@ static const char *ini_value(const struct ini *ini, const struct ini_entry *e)
  */
 
 struct loader {
-	struct ini ini;
-	struct report rep;
+	struct ini *ini;
+	struct ini_report rep;
 	char *base_dir;         /* absolute dir for relative paths */
 };
 
@@ -834,47 +160,64 @@ struct loader {
 static const struct ini_entry *
 get(struct loader *l, const char *section, const char *key, const char **val_r)
 {
-	const struct ini_entry *e = ini_find(&l->ini, section, key);
+	const struct ini_entry *e = ini_find(l->ini, section, key);
 
-	*val_r = e != NULL ? ini_value(&l->ini, e) : NULL;
+	*val_r = e != NULL ? ini_value(l->ini, e) : NULL;
 	return e;
+}
+
+/* Free what the loader holds and hand its report to err; returns the
+   number of errors. */
+static size_t loader_finish(struct loader *l, task_error_fn *err, void *ctx)
+{
+	ini_free(&l->ini);
+	free(l->base_dir);
+	l->base_dir = NULL;
+	return ini_report_flush(&l->rep, err, ctx);
 }
 
 static unsigned section_line(struct loader *l, const char *section)
 {
-	const struct ini_section *s = ini_find_section(&l->ini, section);
-
-	return s != NULL ? s->line : 0;
+	return ini_section_line(l->ini, section);
 }
 
 static void report_missing(struct loader *l, const char *section,
 			   const char *key)
 {
-	const struct ini_section *s = ini_find_section(&l->ini, section);
+	unsigned line = section_line(l, section);
 
 	/* a missing section is reported once, not per key */
-	if (s != NULL)
-		report_add(&l->rep, s->line, key, "required key is missing");
+	if (line != 0)
+		ini_report_add(&l->rep, line, key, "required key is missing");
 }
 
-static bool parse_enum(struct loader *l, const struct ini_entry *e,
-		       const char *val, const char *const *names, int *idx_r)
+/* The value of section.key as an index into names, dflt if the key is
+   absent, -1 if the value is none of names (reported).  *e_r (if not
+   NULL) is the key's entry. */
+static int get_enum(struct loader *l, const char *section, const char *key,
+		    const char *const *names, int dflt,
+		    const struct ini_entry **e_r)
 {
+	const struct ini_entry *e;
+	const char *val;
 	char *all, *q;
-	int i;
 
-	for (i = 0; names[i] != NULL; i++) {
-		if (strcmp(val, names[i]) == 0) {
-			*idx_r = i;
-			return true;
-		}
+	e = get(l, section, key, &val);
+	if (e_r != NULL)
+		*e_r = e;
+	if (e == NULL)
+		return dflt;
+	for (int i = 0; names[i] != NULL; i++) {
+		if (strcmp(val, names[i]) == 0)
+			return i;
 	}
-	all = join(names);
-	q = quote(val);
-	report_add(&l->rep, e->line, e->key, "invalid value %s (valid: %s)", q, all);
+	all = str_join(names, ", ");
+	q = ini_quote(val);
+	ini_report_add(&l->rep, e->line, e->key, "invalid value %s (valid: %s)",
+		       q, all);
 	free(q);
 	free(all);
-	return false;
+	return -1;
 }
 
 static bool parse_bool(struct loader *l, const struct ini_entry *e,
@@ -884,17 +227,17 @@ static bool parse_bool(struct loader *l, const struct ini_entry *e,
 	static const char *const no[] = { "no", "false", "0", NULL };
 	char *q;
 
-	if (str_in(val, yes)) {
+	if (str_in_list(val, yes)) {
 		*b_r = true;
 		return true;
 	}
-	if (str_in(val, no)) {
+	if (str_in_list(val, no)) {
 		*b_r = false;
 		return true;
 	}
-	q = quote(val);
-	report_add(&l->rep, e->line, e->key,
-		   "invalid value %s (valid: yes, no, true, false, 1, 0)", q);
+	q = ini_quote(val);
+	ini_report_add(&l->rep, e->line, e->key,
+		       "invalid value %s (valid: yes, no, true, false, 1, 0)", q);
 	free(q);
 	return false;
 }
@@ -907,32 +250,35 @@ static bool parse_number(struct loader *l, const struct ini_entry *e,
 	char *q;
 
 	if (!str_to_u64(val, &n)) {
-		q = quote(val);
-		report_add(&l->rep, e->line, e->key, "not a number: %s", q);
+		q = ini_quote(val);
+		ini_report_add(&l->rep, e->line, e->key, "not a number: %s", q);
 		free(q);
 		return false;
 	}
 	if (n < min || n > max) {
-		report_add(&l->rep, e->line, e->key,
-			   "out of range: %llu (valid: %llu-%llu)",
-			   (unsigned long long)n, (unsigned long long)min,
-			   (unsigned long long)max);
+		ini_report_add(&l->rep, e->line, e->key,
+			       "out of range: %llu (valid: %llu-%llu)",
+			       (unsigned long long)n, (unsigned long long)min,
+			       (unsigned long long)max);
 		return false;
 	}
 	*num_r = n;
 	return true;
 }
 
-static bool check_host(struct loader *l, const struct ini_entry *e,
-		       const char *val)
+/* A host or user name: not empty, no control characters, and no spaces
+   unless spaces_ok. */
+static bool check_name(struct loader *l, const struct ini_entry *e,
+		       const char *val, bool spaces_ok)
 {
 	if (*val == '\0') {
-		report_add(&l->rep, e->line, e->key, "must not be empty");
+		ini_report_add(&l->rep, e->line, e->key, "must not be empty");
 		return false;
 	}
-	if (has_space_or_control(val)) {
-		report_add(&l->rep, e->line, e->key,
-			   "must not contain spaces or control characters");
+	if (spaces_ok ? has_control(val) : has_space_or_control(val)) {
+		ini_report_add(&l->rep, e->line, e->key, "must not contain %s",
+			       spaces_ok ? "control characters" :
+			       "spaces or control characters");
 		return false;
 	}
 	return true;
@@ -959,8 +305,9 @@ static void parse_endpoint(struct loader *l, const char *section,
 	ep->ca_file = NULL;
 	ep->host = NULL;
 
-	if ((e = get(l, section, "security", &v)) != NULL &&
-	    parse_enum(l, e, v, security_names, &idx))
+	idx = get_enum(l, section, "security", security_names,
+		       SECURITY_STARTTLS, NULL);
+	if (idx >= 0)
 		ep->security = (enum security)idx;
 	ep->port = ep->security == SECURITY_TLS ? 993 : 143;
 	if ((e = get(l, section, "port", &v)) != NULL &&
@@ -968,7 +315,7 @@ static void parse_endpoint(struct loader *l, const char *section,
 		ep->port = (uint16_t)n;
 
 	if ((e = get(l, section, "host", &v)) != NULL) {
-		if (check_host(l, e, v))
+		if (check_name(l, e, v, false))
 			ep->host = xstrdup(v);
 	} else if (default_host != NULL) {
 		ep->host = xstrdup(default_host);
@@ -984,16 +331,16 @@ static void parse_endpoint(struct loader *l, const char *section,
 		char *path = resolve_path(l->base_dir, v);
 
 		if (has_control(v)) {
-			report_add(&l->rep, e->line, e->key,
-				   "must not contain control characters");
+			ini_report_add(&l->rep, e->line, e->key,
+				       "must not contain control characters");
 			free(path);
 		} else if (stat(path, &st) < 0) {
-			report_add(&l->rep, e->line, e->key, "%s: %s", path,
-				   strerror(errno));
+			ini_report_add(&l->rep, e->line, e->key, "%s: %s", path,
+				       strerror(errno));
 			free(path);
 		} else if (!S_ISREG(st.st_mode)) {
-			report_add(&l->rep, e->line, e->key,
-				   "%s: not a regular file", path);
+			ini_report_add(&l->rep, e->line, e->key,
+				       "%s: not a regular file", path);
 			free(path);
 		} else {
 			ep->ca_file = path;
@@ -1019,17 +366,17 @@ static void check_password_file(struct loader *l, unsigned line,
 			return;
 	}
 	if (stat(path, &st) < 0) {
-		report_add(&l->rep, line, key,
-			   "%s: %s (create it with mode 0600, or pass the "
-			   "credential %s with LoadCredential=)",
-			   path, strerror(errno), cred_id);
+		ini_report_add(&l->rep, line, key,
+			       "%s: %s (create it with mode 0600, or pass the "
+			       "credential %s with LoadCredential=)",
+			       path, strerror(errno), cred_id);
 	} else if (!S_ISREG(st.st_mode)) {
-		report_add(&l->rep, line, key, "%s: not a regular file", path);
+		ini_report_add(&l->rep, line, key, "%s: not a regular file", path);
 	} else if ((st.st_mode & 077) != 0) {
-		report_add(&l->rep, line, key,
-			   "%s: is accessible by group or others (mode %04o); "
-			   "run chmod 600 on it",
-			   path, (unsigned)(st.st_mode & 07777));
+		ini_report_add(&l->rep, line, key,
+			       "%s: is accessible by group or others (mode %04o); "
+			       "run chmod 600 on it",
+			       path, (unsigned)(st.st_mode & 07777));
 	}
 }
 
@@ -1090,88 +437,6 @@ static void local_config_clear(struct local_config *cfg)
 	free(cfg->path);
 }
 
-struct local_config *local_config_load(const char *config_dir,
-				       task_error_fn *err, void *ctx)
-{
-	struct loader l = { 0 };
-	struct local_config *cfg = xcalloc(1, sizeof(*cfg));
-	const struct ini_entry *e;
-	const char *v;
-	char *conf_dir_abs = absolute_dir(config_dir);
-
-	cfg->path = path_join(config_dir, CONF_FILE_NAME);
-	l.rep.path = cfg->path;
-	l.base_dir = conf_dir_abs;
-
-	if (ini_load(&l.ini, &l.rep, cfg->path, local_sections, false)) {
-		parse_endpoint(&l, "local", &cfg->ep, "127.0.0.1");
-
-		cfg->master_separator = '*';
-		if ((e = get(&l, "local", "master_separator", &v)) != NULL) {
-			if (strlen(v) != 1 || !ispunct((unsigned char)v[0]))
-				report_add(&l.rep, e->line, e->key,
-					   "must be a single punctuation character "
-					   "(Dovecot's auth_master_user_separator)");
-			else
-				cfg->master_separator = v[0];
-		}
-
-		if ((e = get(&l, "local", "master_user", &v)) != NULL) {
-			if (*v == '\0' || has_space_or_control(v))
-				report_add(&l.rep, e->line, e->key,
-					   "must be non-empty, without spaces or "
-					   "control characters");
-			else if (strchr(v, cfg->master_separator) != NULL)
-				report_add(&l.rep, e->line, e->key,
-					   "must not contain the master separator '%c'",
-					   cfg->master_separator);
-			else
-				cfg->master_user = xstrdup(v);
-		} else {
-			cfg->master_user = xstrdup("vmail");
-		}
-
-		if ((e = get(&l, "local", "master_password_file", &v)) != NULL) {
-			if (*v == '\0' || has_control(v)) {
-				report_add(&l.rep, e->line, e->key,
-					   "must be a file name");
-			} else {
-				cfg->master_password_file = resolve_path(conf_dir_abs, v);
-				check_password_file(&l, e->line, e->key,
-						    cfg->master_password_file,
-						    "master.password");
-			}
-		} else {
-			cfg->master_password_file = path_join(conf_dir_abs, "master.pwd");
-			check_password_file(&l, section_line(&l, "local"),
-					    "master_password_file",
-					    cfg->master_password_file,
-					    "master.password");
-		}
-
-		if ((e = get(&l, "local", "lmtp", &v)) != NULL) {
-			if (!check_lmtp(v)) {
-				char *q = quote(v);
-
-				report_add(&l.rep, e->line, e->key,
-					   "invalid value %s (host:port or an "
-					   "absolute unix socket path)", q);
-				free(q);
-			} else {
-				cfg->lmtp = xstrdup(v);
-			}
-		} else {
-			cfg->lmtp = xstrdup("127.0.0.1:24");
-		}
-	}
-
-	ini_free(&l.ini);
-	free(conf_dir_abs);
-	if (report_flush(&l.rep, err, ctx) > 0)
-		local_config_free(&cfg);
-	return cfg;
-}
-
 void local_config_free(struct local_config **cfgp)
 {
 	struct local_config *cfg = *cfgp;
@@ -1181,6 +446,86 @@ void local_config_free(struct local_config **cfgp)
 	local_config_clear(cfg);
 	free(cfg);
 	*cfgp = NULL;
+}
+
+struct local_config *local_config_load(const char *config_dir,
+				       task_error_fn *err, void *ctx)
+{
+	struct loader l = { 0 };
+	struct local_config *cfg = xcalloc(1, sizeof(*cfg));
+	const struct ini_entry *e;
+	const char *v;
+
+	cfg->path = path_join(config_dir, CONF_FILE_NAME);
+	ini_report_init(&l.rep, cfg->path);
+	l.base_dir = absolute_dir(config_dir);
+
+	l.ini = ini_load(cfg->path, &local_schema, 0, &l.rep);
+	if (l.ini != NULL) {
+		parse_endpoint(&l, "local", &cfg->ep, "127.0.0.1");
+
+		cfg->master_separator = '*';
+		if ((e = get(&l, "local", "master_separator", &v)) != NULL) {
+			if (strlen(v) != 1 || !ispunct((unsigned char)v[0]))
+				ini_report_add(&l.rep, e->line, e->key,
+					       "must be a single punctuation character "
+					       "(Dovecot's auth_master_user_separator)");
+			else
+				cfg->master_separator = v[0];
+		}
+
+		if ((e = get(&l, "local", "master_user", &v)) != NULL) {
+			if (*v == '\0' || has_space_or_control(v))
+				ini_report_add(&l.rep, e->line, e->key,
+					       "must be non-empty, without spaces or "
+					       "control characters");
+			else if (strchr(v, cfg->master_separator) != NULL)
+				ini_report_add(&l.rep, e->line, e->key,
+					       "must not contain the master separator '%c'",
+					       cfg->master_separator);
+			else
+				cfg->master_user = xstrdup(v);
+		} else {
+			cfg->master_user = xstrdup("vmail");
+		}
+
+		if ((e = get(&l, "local", "master_password_file", &v)) != NULL) {
+			if (*v == '\0' || has_control(v)) {
+				ini_report_add(&l.rep, e->line, e->key,
+					       "must be a file name");
+			} else {
+				cfg->master_password_file = resolve_path(l.base_dir, v);
+				check_password_file(&l, e->line, e->key,
+						    cfg->master_password_file,
+						    "master.password");
+			}
+		} else {
+			cfg->master_password_file = path_join(l.base_dir, "master.pwd");
+			check_password_file(&l, section_line(&l, "local"),
+					    "master_password_file",
+					    cfg->master_password_file,
+					    "master.password");
+		}
+
+		if ((e = get(&l, "local", "lmtp", &v)) != NULL) {
+			if (!check_lmtp(v)) {
+				char *q = ini_quote(v);
+
+				ini_report_add(&l.rep, e->line, e->key,
+					       "invalid value %s (host:port or an "
+					       "absolute unix socket path)", q);
+				free(q);
+			} else {
+				cfg->lmtp = xstrdup(v);
+			}
+		} else {
+			cfg->lmtp = xstrdup("127.0.0.1:24");
+		}
+	}
+
+	if (loader_finish(&l, err, ctx) > 0)
+		local_config_free(&cfg);
+	return cfg;
 }
 
 /* ---------------------------------------------------------------------
@@ -1209,174 +554,139 @@ bool task_name_valid(const char *name)
    '*' when it cannot be read (local_config_load reports why). */
 static char read_master_separator(const char *config_dir)
 {
-	struct report rep = { 0 };
-	struct ini ini;
+	struct ini_report rep;
+	struct ini *ini;
 	const struct ini_entry *e;
+	const char *v;
 	char sep = '*';
 	char *path = path_join(config_dir, CONF_FILE_NAME);
 
-	rep.path = path;
-	if (ini_load(&ini, &rep, path, local_sections, true)) {
-		e = ini_find(&ini, "local", "master_separator");
-		if (e != NULL && strlen(e->value) == 1 &&
-		    ispunct((unsigned char)e->value[0]))
-			sep = e->value[0];
+	ini_report_init(&rep, path);
+	ini = ini_load(path, &local_schema, INI_LOAD_PEEK, &rep);
+	if (ini != NULL) {
+		e = ini_find(ini, "local", "master_separator");
+		v = e != NULL ? ini_value(ini, e) : NULL;
+		if (v != NULL && strlen(v) == 1 && ispunct((unsigned char)v[0]))
+			sep = v[0];
 		ini_free(&ini);
 	}
-	report_flush(&rep, NULL, NULL);
+	ini_report_flush(&rep, NULL, NULL);
 	free(path);
 	return sep;
 }
 
-static void exclude_free(struct task_exclude **exp)
+/* The exclude pattern, compiled (NULL after reporting why not). */
+static struct exclude *compile_exclude(struct loader *l,
+				       const struct ini_entry *e,
+				       const char *pattern)
 {
-	struct task_exclude *ex = *exp;
+	struct exclude *ex;
+	char *error;
 
-	if (ex == NULL)
-		return;
-	pcre2_code_free(ex->code);
-	pcre2_match_context_free(ex->mctx);
-	free(ex);
-	*exp = NULL;
-}
-
-static struct task_exclude *exclude_compile(struct loader *l,
-					    const struct ini_entry *e,
-					    const char *pattern)
-{
-	struct task_exclude *ex;
-	pcre2_code *code;
-	int errcode;
-	PCRE2_SIZE erroffset;
-
-	code = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
-			     PCRE2_UTF | PCRE2_MATCH_INVALID_UTF |
-			     PCRE2_NEVER_BACKSLASH_C,
-			     &errcode, &erroffset, NULL);
-	if (code == NULL) {
-		PCRE2_UCHAR msg[256];
-
-		if (pcre2_get_error_message(errcode, msg, sizeof(msg)) < 0)
-			snprintf((char *)msg, sizeof(msg), "error %d", errcode);
-		report_add(&l->rep, e->line, e->key,
-			   "invalid regular expression at offset %zu: %s",
-			   (size_t)erroffset, (const char *)msg);
-		return NULL;
+	ex = exclude_compile(pattern, &error);
+	if (ex == NULL) {
+		ini_report_add(&l->rep, e->line, e->key, "%s", error);
+		free(error);
 	}
-	ex = xcalloc(1, sizeof(*ex));
-	ex->code = code;
-	ex->mctx = pcre2_match_context_create(NULL);
-	if (ex->mctx == NULL)
-		out_of_memory();
-	pcre2_set_match_limit(ex->mctx, EXCLUDE_MATCH_LIMIT);
-	pcre2_set_depth_limit(ex->mctx, EXCLUDE_DEPTH_LIMIT);
-	pcre2_set_heap_limit(ex->mctx, EXCLUDE_HEAP_LIMIT_KIB);
 	return ex;
 }
 
 static void parse_task_section(struct loader *l, struct task *t, char sep)
 {
-	const struct ini_entry *e, *e_folders, *e_exclude, *e_delete, *e_days;
+	const struct ini_entry *e, *e_exclude, *e_days;
 	const char *v, *v_exclude, *v_days;
 	int idx;
 	uint64_t n;
 
 	if ((e = get(l, "task", "local_user", &v)) != NULL) {
-		if (*v == '\0')
-			report_add(&l->rep, e->line, e->key, "must not be empty");
-		else if (has_space_or_control(v))
-			report_add(&l->rep, e->line, e->key,
-				   "must not contain spaces or control characters");
-		else if (strchr(v, sep) != NULL)
-			report_add(&l->rep, e->line, e->key,
-				   "must not contain the master separator '%c'", sep);
-		else
+		if (!check_name(l, e, v, false)) {
+			/* reported */
+		} else if (strchr(v, sep) != NULL) {
+			ini_report_add(&l->rep, e->line, e->key,
+				       "must not contain the master separator '%c'", sep);
+		} else {
 			t->local_user = xstrdup(v);
+		}
 	} else {
 		report_missing(l, "task", "local_user");
 	}
 
 	t->folders = FOLDERS_INBOX;
-	bool folders_ok = true;
-	if ((e_folders = get(l, "task", "folders", &v)) != NULL) {
-		folders_ok = parse_enum(l, e_folders, v, folder_names, &idx);
-		if (folders_ok)
-			t->folders = (enum folder_mode)idx;
-	}
+	idx = get_enum(l, "task", "folders", folder_names, FOLDERS_INBOX, NULL);
+	bool folders_ok = idx >= 0;
+	if (folders_ok)
+		t->folders = (enum folder_mode)idx;
 
 	/* The pattern is compiled whenever it is there, so that a broken
 	   one is reported even next to another error. */
 	e_exclude = get(l, "task", "exclude", &v_exclude);
 	if (e_exclude != NULL && *v_exclude != '\0')
-		t->exclude_re = exclude_compile(l, e_exclude, v_exclude);
+		t->exclude_re = compile_exclude(l, e_exclude, v_exclude);
 	if (folders_ok && t->folders == FOLDERS_ALL_EXCEPT) {
 		if (e_exclude == NULL) {
-			report_add(&l->rep, section_line(l, "task"), "exclude",
-				   "required key is missing (folders = all-except "
-				   "needs it)");
+			ini_report_add(&l->rep, section_line(l, "task"), "exclude",
+				       "required key is missing (folders = all-except "
+				       "needs it)");
 		} else if (*v_exclude == '\0') {
-			report_add(&l->rep, e_exclude->line, e_exclude->key,
-				   "must not be empty with folders = all-except");
+			ini_report_add(&l->rep, e_exclude->line, e_exclude->key,
+				       "must not be empty with folders = all-except");
 		} else if (t->exclude_re != NULL) {
 			t->exclude = xcalloc(2, sizeof(*t->exclude));
 			t->exclude[0] = xstrdup(v_exclude);
 		}
 	} else if (e_exclude != NULL && folders_ok) {
-		report_add(&l->rep, e_exclude->line, e_exclude->key,
-			   "only valid with folders = all-except (folders is %s)",
-			   folder_mode_name(t->folders));
+		ini_report_add(&l->rep, e_exclude->line, e_exclude->key,
+			       "only valid with folders = all-except (folders is %s)",
+			       folder_mode_name(t->folders));
 	}
 
 	t->delete_mode = DELETE_NEVER;
-	bool delete_ok = true;
-	if ((e_delete = get(l, "task", "delete", &v)) != NULL) {
-		delete_ok = parse_enum(l, e_delete, v, delete_names, &idx);
-		if (delete_ok)
-			t->delete_mode = (enum delete_mode)idx;
-	}
+	idx = get_enum(l, "task", "delete", delete_names, DELETE_NEVER, NULL);
+	bool delete_ok = idx >= 0;
+	if (delete_ok)
+		t->delete_mode = (enum delete_mode)idx;
 	e_days = get(l, "task", "delete_older_than_days", &v_days);
 	if (delete_ok && t->delete_mode == DELETE_OLDER_THAN) {
 		if (e_days == NULL) {
-			report_add(&l->rep, section_line(l, "task"),
-				   "delete_older_than_days",
-				   "required key is missing (delete = older-than "
-				   "needs it)");
+			ini_report_add(&l->rep, section_line(l, "task"),
+				       "delete_older_than_days",
+				       "required key is missing (delete = older-than "
+				       "needs it)");
 		} else if (parse_number(l, e_days, v_days, MIN_DAYS, MAX_DAYS, &n)) {
 			t->delete_older_than_days = (unsigned)n;
 		}
 	} else if (e_days != NULL && delete_ok) {
-		report_add(&l->rep, e_days->line, e_days->key,
-			   "only valid with delete = older-than (delete is %s)",
-			   delete_mode_name(t->delete_mode));
+		ini_report_add(&l->rep, e_days->line, e_days->key,
+			       "only valid with delete = older-than (delete is %s)",
+			       delete_mode_name(t->delete_mode));
 	}
 
 	t->delivery = DELIVERY_APPEND;
-	if ((e = get(l, "task", "delivery", &v)) != NULL &&
-	    parse_enum(l, e, v, delivery_names, &idx)) {
+	idx = get_enum(l, "task", "delivery", delivery_names, DELIVERY_APPEND, &e);
+	if (idx >= 0)
 		t->delivery = (enum delivery_mode)idx;
-		if (t->delivery != DELIVERY_APPEND && folders_ok &&
-		    t->folders != FOLDERS_INBOX)
-			report_add(&l->rep, e->line, e->key,
-				   "delivery = %s is only valid with folders = inbox "
-				   "(folders is %s)",
-				   delivery_mode_name(t->delivery),
-				   folder_mode_name(t->folders));
-	}
+	if (e != NULL && t->delivery != DELIVERY_APPEND && folders_ok &&
+	    t->folders != FOLDERS_INBOX)
+		ini_report_add(&l->rep, e->line, e->key,
+			       "delivery = %s is only valid with folders = inbox "
+			       "(folders is %s)",
+			       delivery_mode_name(t->delivery),
+			       folder_mode_name(t->folders));
 
 	if ((e = get(l, "task", "interval", &v)) != NULL) {
 		if (strcmp(v, "manual") == 0) {
 			t->manual = true;
-		} else if (!task_parse_timespan(v, &n)) {
-			char *q = quote(v);
+		} else if (!timespan_parse(v, &n)) {
+			char *q = ini_quote(v);
 
-			report_add(&l->rep, e->line, e->key,
-				   "invalid time span %s (e.g. 15min, 1h 30min, 1d; "
-				   "units: s, min, h, d, w; or manual)", q);
+			ini_report_add(&l->rep, e->line, e->key,
+				       "invalid time span %s (e.g. 15min, 1h 30min, 1d; "
+				       "units: s, min, h, d, w; or manual)", q);
 			free(q);
 		} else if (n < TASK_MIN_INTERVAL_SEC) {
-			report_add(&l->rep, e->line, e->key,
-				   "too short: %llus (at least 1min, or manual)",
-				   (unsigned long long)n);
+			ini_report_add(&l->rep, e->line, e->key,
+				       "too short: %llus (at least 1min, or manual)",
+				       (unsigned long long)n);
 		} else {
 			t->interval = xstrdup(v);
 			t->interval_sec = n;
@@ -1397,12 +707,7 @@ static void parse_remote_section(struct loader *l, struct task *t,
 	parse_endpoint(l, "remote", &t->remote, NULL);
 
 	if ((e = get(l, "remote", "user", &v)) != NULL) {
-		if (*v == '\0')
-			report_add(&l->rep, e->line, e->key, "must not be empty");
-		else if (has_control(v))
-			report_add(&l->rep, e->line, e->key,
-				   "must not contain control characters");
-		else
+		if (check_name(l, e, v, true))
 			t->remote_user = xstrdup(v);
 	} else {
 		report_missing(l, "remote", "user");
@@ -1411,7 +716,7 @@ static void parse_remote_section(struct loader *l, struct task *t,
 	cred_id = xasprintf("task.%s.password", t->name);
 	if ((e = get(l, "remote", "password_file", &v)) != NULL) {
 		if (*v == '\0' || has_control(v)) {
-			report_add(&l->rep, e->line, e->key, "must be a file name");
+			ini_report_add(&l->rep, e->line, e->key, "must be a file name");
 		} else {
 			t->password_file = resolve_path(l->base_dir, v);
 			if (check)
@@ -1429,66 +734,6 @@ static void parse_remote_section(struct loader *l, struct task *t,
 					    cred_id);
 	}
 	free(cred_id);
-}
-
-struct task *task_load(const char *config_dir, const char *name,
-		       task_error_fn *err, void *ctx)
-{
-	return task_load_with(config_dir, name, 0, err, ctx);
-}
-
-struct task *task_load_with(const char *config_dir, const char *name,
-			    unsigned flags, task_error_fn *err, void *ctx)
-{
-	struct loader l = { 0 };
-	struct task *t;
-	char *tasks_dir, *file, *abs;
-	char sep;
-
-	if (!task_name_valid(name)) {
-		/* No path is built from an invalid name. */
-		char *q = quote(name != NULL ? name : "");
-
-		l.rep.path = "task";
-		report_add(&l.rep, 0, NULL,
-			   "invalid task name %s (letters, digits, '_', '.', '-'; "
-			   "not starting with '.'; at most %d characters)",
-			   q, TASK_NAME_MAX);
-		free(q);
-		report_flush(&l.rep, err, ctx);
-		return NULL;
-	}
-
-	t = xcalloc(1, sizeof(*t));
-	t->name = xstrdup(name);
-	tasks_dir = path_join(config_dir, TASKS_DIR_NAME);
-	file = xasprintf("%s.ini", name);
-	t->path = path_join(tasks_dir, file);
-	free(file);
-	abs = absolute_dir(config_dir);
-	l.base_dir = path_join(abs, TASKS_DIR_NAME);
-	free(abs);
-	l.rep.path = t->path;
-
-	sep = read_master_separator(config_dir);
-	if (ini_load(&l.ini, &l.rep, t->path, task_sections, false)) {
-		const struct section_spec *s;
-
-		for (s = task_sections; s->name != NULL; s++) {
-			if (s->required && ini_find_section(&l.ini, s->name) == NULL)
-				report_add(&l.rep, 0, NULL,
-					   "[%s]: required section is missing", s->name);
-		}
-		parse_task_section(&l, t, sep);
-		parse_remote_section(&l, t, flags);
-	}
-
-	ini_free(&l.ini);
-	free(l.base_dir);
-	free(tasks_dir);
-	if (report_flush(&l.rep, err, ctx) > 0)
-		task_free(&t);
-	return t;
 }
 
 void task_free(struct task **tp)
@@ -1515,47 +760,79 @@ void task_free(struct task **tp)
 	*tp = NULL;
 }
 
+struct task *task_load(const char *config_dir, const char *name,
+		       task_error_fn *err, void *ctx)
+{
+	return task_load_with(config_dir, name, 0, err, ctx);
+}
+
+struct task *task_load_with(const char *config_dir, const char *name,
+			    unsigned flags, task_error_fn *err, void *ctx)
+{
+	struct loader l = { 0 };
+	struct task *t;
+	char *tasks_dir, *file, *abs;
+	char sep;
+
+	if (!task_name_valid(name)) {
+		/* No path is built from an invalid name. */
+		char *q = ini_quote(name != NULL ? name : "");
+
+		ini_report_init(&l.rep, "task");
+		ini_report_add(&l.rep, 0, NULL,
+			       "invalid task name %s (letters, digits, '_', '.', '-'; "
+			       "not starting with '.'; at most %d characters)",
+			       q, TASK_NAME_MAX);
+		free(q);
+		loader_finish(&l, err, ctx);
+		return NULL;
+	}
+
+	t = xcalloc(1, sizeof(*t));
+	t->name = xstrdup(name);
+	tasks_dir = path_join(config_dir, TASKS_DIR_NAME);
+	file = xasprintf("%s.ini", name);
+	t->path = path_join(tasks_dir, file);
+	free(file);
+	abs = absolute_dir(config_dir);
+	l.base_dir = path_join(abs, TASKS_DIR_NAME);
+	free(abs);
+	ini_report_init(&l.rep, t->path);
+
+	sep = read_master_separator(config_dir);
+	l.ini = ini_load(t->path, &task_schema, 0, &l.rep);
+	if (l.ini != NULL) {
+		parse_task_section(&l, t, sep);
+		parse_remote_section(&l, t, flags);
+	}
+
+	free(tasks_dir);
+	if (loader_finish(&l, err, ctx) > 0)
+		task_free(&t);
+	return t;
+}
+
 bool task_folder_excluded(const struct task *t, const char *utf8_name,
 			  int *err_r)
 {
-	pcre2_match_data *md;
-	int rc;
-
 	*err_r = 0;
 	if (t->folders != FOLDERS_ALL_EXCEPT || t->exclude_re == NULL)
 		return false;
-	md = pcre2_match_data_create_from_pattern(t->exclude_re->code, NULL);
-	if (md == NULL) {
-		*err_r = PCRE2_ERROR_NOMEMORY;
-		return false;
-	}
-	rc = pcre2_match(t->exclude_re->code, (PCRE2_SPTR)utf8_name,
-			 PCRE2_ZERO_TERMINATED, 0, 0, md, t->exclude_re->mctx);
-	pcre2_match_data_free(md);
-	if (rc >= 0)
-		return true;
-	if (rc == PCRE2_ERROR_NOMATCH)
-		return false;
-	*err_r = rc;
-	return false;
+	return exclude_match(t->exclude_re, utf8_name, err_r);
 }
 
 void task_match_strerror(int err, char *buf, size_t size)
 {
-	if (size == 0)
-		return;
-	if (err == PCRE2_ERROR_MATCHLIMIT || err == PCRE2_ERROR_DEPTHLIMIT ||
-	    err == PCRE2_ERROR_HEAPLIMIT) {
-		snprintf(buf, size, "exclude pattern too complex for this folder "
-			 "name (PCRE2 limit hit)");
-		return;
-	}
-	if (pcre2_get_error_message(err, (PCRE2_UCHAR *)buf, size) < 0)
-		snprintf(buf, size, "PCRE2 error %d", err);
+	exclude_strerror(err, buf, size);
+}
+
+bool task_parse_timespan(const char *text, uint64_t *sec_r)
+{
+	return timespan_parse(text, sec_r);
 }
 
 /* ---------------------------------------------------------------------
- * Listing, time spans, names.
+ * Listing.
  */
 
 static int name_cmp(const void *a, const void *b)
@@ -1621,114 +898,3 @@ void task_names_free(char ***namesp)
 	*namesp = NULL;
 }
 
-/* Seconds per unit; a subset of systemd.time(7) that systemd parses the
-   same way. */
-static const struct {
-	const char *name;
-	uint64_t sec;
-} timespan_units[] = {
-	{ "s", 1 }, { "sec", 1 }, { "second", 1 }, { "seconds", 1 },
-	{ "m", 60 }, { "min", 60 }, { "minute", 60 }, { "minutes", 60 },
-	{ "h", 3600 }, { "hr", 3600 }, { "hour", 3600 }, { "hours", 3600 },
-	{ "d", 86400 }, { "day", 86400 }, { "days", 86400 },
-	{ "w", 604800 }, { "week", 604800 }, { "weeks", 604800 },
-};
-
-/* systemd keeps time spans in microseconds. */
-#define TIMESPAN_MAX_SEC (UINT64_MAX / 1000000)
-
-bool task_parse_timespan(const char *text, uint64_t *sec_r)
-{
-	const char *p = text;
-	uint64_t total = 0;
-	bool any = false;
-
-	while (*p == ' ' || *p == '\t')
-		p++;
-	while (*p != '\0') {
-		uint64_t n = 0, mult = 0;
-		const char *unit;
-		size_t ulen, i;
-
-		if (*p < '0' || *p > '9')
-			return false;
-		while (*p >= '0' && *p <= '9') {
-			unsigned d = (unsigned)(*p - '0');
-
-			if (n > (TIMESPAN_MAX_SEC - d) / 10)
-				return false;
-			n = n * 10 + d;
-			p++;
-		}
-		while (*p == ' ' || *p == '\t')
-			p++;
-		unit = p;
-		while (*p >= 'a' && *p <= 'z')
-			p++;
-		ulen = (size_t)(p - unit);
-		if (ulen == 0) {
-			mult = 1;
-		} else {
-			for (i = 0; i < N_ELEMENTS(timespan_units); i++) {
-				if (strlen(timespan_units[i].name) == ulen &&
-				    memcmp(timespan_units[i].name, unit, ulen) == 0) {
-					mult = timespan_units[i].sec;
-					break;
-				}
-			}
-			if (mult == 0)
-				return false;
-		}
-		if (n > TIMESPAN_MAX_SEC / mult ||
-		    total > TIMESPAN_MAX_SEC - n * mult)
-			return false;
-		total += n * mult;
-		any = true;
-		while (*p == ' ' || *p == '\t')
-			p++;
-	}
-	if (!any)
-		return false;
-	*sec_r = total;
-	return true;
-}
-
-const char *security_name(enum security s)
-{
-	switch (s) {
-	case SECURITY_STARTTLS: return "starttls";
-	case SECURITY_TLS: return "tls";
-	case SECURITY_NONE: return "none";
-	}
-	return "?";
-}
-
-const char *folder_mode_name(enum folder_mode m)
-{
-	switch (m) {
-	case FOLDERS_INBOX: return "inbox";
-	case FOLDERS_ALL: return "all";
-	case FOLDERS_ALL_EXCEPT: return "all-except";
-	}
-	return "?";
-}
-
-const char *delete_mode_name(enum delete_mode m)
-{
-	switch (m) {
-	case DELETE_NEVER: return "never";
-	case DELETE_AFTER_SYNC: return "after-sync";
-	case DELETE_OLDER_THAN: return "older-than";
-	}
-	return "?";
-}
-
-const char *delivery_mode_name(enum delivery_mode m)
-{
-	switch (m) {
-	case DELIVERY_APPEND: return "append";
-	case DELIVERY_SIEVE: return "sieve";
-	case DELIVERY_LMTP: return "lmtp";
-	}
-	return "?";
-}

@@ -1,8 +1,8 @@
 /* task.h - validated configuration: imapsync-task.conf and tasks/NAME.ini.
  *
- * task.c is the only file that includes iniparser.  Loading validates
- * everything that can be checked without a network: every error of a
- * file is collected and reported as "FILE:LINE: key: reason".
+ * task.c holds the schema of both files; ini.c reads them.  Loading
+ * validates everything that can be checked without a network: every
+ * error of a file is collected and reported as "FILE:LINE: key: reason".
  */
 #ifndef TASK_H
 #define TASK_H
@@ -11,10 +11,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "net.h"                    /* enum security */
+
 #define TASK_NAME_MAX 128           /* longest task name */
 #define TASK_MIN_INTERVAL_SEC 60    /* shortest interval accepted */
 
-enum security { SECURITY_STARTTLS, SECURITY_TLS, SECURITY_NONE };
 enum folder_mode { FOLDERS_INBOX, FOLDERS_ALL, FOLDERS_ALL_EXCEPT };
 enum delete_mode { DELETE_NEVER, DELETE_AFTER_SYNC, DELETE_OLDER_THAN };
 enum delivery_mode { DELIVERY_APPEND, DELIVERY_SIEVE, DELIVERY_LMTP };
@@ -42,7 +43,7 @@ struct task {
 	char *local_user;
 	enum folder_mode folders;
 	char **exclude;         /* NULL-terminated PCRE2 patterns (all-except) */
-	struct task_exclude *exclude_re; /* opaque: compiled exclude (task.c) */
+	struct exclude *exclude_re; /* opaque: compiled exclude (exclude.h) */
 	enum delete_mode delete_mode;
 	unsigned delete_older_than_days;
 	enum delivery_mode delivery;
@@ -94,7 +95,8 @@ bool task_folder_excluded(const struct task *t, const char *utf8_name,
 /* Describe an *err_r of task_folder_excluded() for a log line. */
 void task_match_strerror(int err, char *buf, size_t size);
 
-/* Parse a systemd time span ("15min", "1h 30min", "90s", "2d"). */
+/* Parse a systemd time span ("15min", "1h 30min", "90s", "2d"); the same
+   as timespan_parse() (timespan.h). */
 bool task_parse_timespan(const char *text, uint64_t *sec_r);
 
 const char *security_name(enum security s);

@@ -151,8 +151,7 @@ static size_t merge_ranges(struct uid_range *r, size_t n)
 	return w + 1;
 }
 
-/* Sort and deduplicate in place; returns the new count. */
-static size_t sort_unique(uint32_t *v, size_t n)
+size_t uid_array_sort_unique(uint32_t *v, size_t n)
 {
 	size_t w = 0;
 
@@ -211,7 +210,7 @@ bool uid_set_parse(const char *set, struct uid_list *l, size_t max_count)
 		/* a sorted, distinct copy: l stays as it is until success */
 		old = xreallocarray(NULL, l->count, sizeof(*old));
 		memcpy(old, l->uids, l->count * sizeof(*old));
-		nold = sort_unique(old, l->count);
+		nold = uid_array_sort_unique(old, l->count);
 	}
 	total = merge_union(ranges, nr, old, nold, NULL);
 	if (total > max_count) {

@@ -27,6 +27,10 @@ void uid_list_free(struct uid_list *l);
    valid set; n == 0 gives "".  Never NULL; free() it. */
 char *uid_list_to_set(const uint32_t *uids, size_t n);
 
+/* Sort uids[0..n) ascending and drop duplicates, in place; returns the
+   new count.  What a list needs before uid_list_to_set(). */
+size_t uid_array_sort_unique(uint32_t *uids, size_t n);
+
 /* Parse a UID set ("1:3,7,9:8") and merge its UIDs into l.
  *
  * Accepted: comma-separated elements, each a number or a range "a:b"

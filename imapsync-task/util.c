@@ -10,7 +10,7 @@
 
 #include "util.h"
 
-static void __attribute__((noreturn)) out_of_memory(void)
+void out_of_memory(void)
 {
 	/* Nothing sensible can continue; the journal stays consistent
 	   because every state change is written before it is acted on. */
@@ -69,9 +69,17 @@ char *xasprintf(const char *fmt, ...)
 	char *p;
 
 	va_start(ap, fmt);
+	p = xvasprintf(fmt, ap);
+	va_end(ap);
+	return p;
+}
+
+char *xvasprintf(const char *fmt, va_list ap)
+{
+	char *p;
+
 	if (vasprintf(&p, fmt, ap) < 0)
 		out_of_memory();
-	va_end(ap);
 	return p;
 }
 
@@ -159,6 +167,61 @@ bool str_to_u32(const char *s, uint32_t *num_r)
 		return false;
 	*num_r = (uint32_t)n;
 	return true;
+}
+
+bool str_in_list(const char *s, const char *const *list)
+{
+	for (; *list != NULL; list++) {
+		if (strcmp(s, *list) == 0)
+			return true;
+	}
+	return false;
+}
+
+char *str_join(const char *const *list, const char *sep)
+{
+	struct buf b = { 0 };
+	char *ret;
+
+	for (; *list != NULL; list++)
+		buf_appendf(&b, "%s%s", b.len ? sep : "", *list);
+	ret = xstrndup((const char *)b.data, b.len);
+	buf_free(&b);
+	return ret;
+}
+
+size_t utf8_decode(const unsigned char *s, size_t len, uint32_t *cp_r)
+{
+	uint32_t cp, min;
+	size_t n, i;
+
+	if (s[0] < 0x80) {
+		*cp_r = s[0];
+		return 1;
+	}
+	if ((s[0] & 0xe0) == 0xc0) {
+		n = 2; min = 0x80; cp = s[0] & 0x1f;
+	} else if ((s[0] & 0xf0) == 0xe0) {
+		n = 3; min = 0x800; cp = s[0] & 0x0f;
+	} else if ((s[0] & 0xf8) == 0xf0) {
+		n = 4; min = 0x10000; cp = s[0] & 0x07;
+	} else {
+		/* a continuation byte, or a 5/6-byte or 0xfe/0xff lead */
+		return 0;
+	}
+	if (len < n)
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	/* Checking the value afterwards covers C0/C1, E0 80-9F, F0 80-8F
+	   (overlong), ED A0-BF (surrogates) and F4 90+/F5+ (too large). */
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	*cp_r = cp;
+	return n;
 }
 
 void explicit_wipe(void *p, size_t len)

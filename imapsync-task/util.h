@@ -28,6 +28,10 @@ void content_hash_init(struct content_hash *ch);
 void content_hash_skip(struct content_hash *ch, uint64_t n);
 void content_hash_update(struct content_hash *ch, const void *data, size_t len);
 
+/* Report "out of memory" on stderr and exit 70: nothing sensible can
+   continue.  For allocators outside util.c (PCRE2 contexts, ...). */
+void out_of_memory(void) __attribute__((noreturn));
+
 void *xmalloc(size_t size);
 void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *ptr, size_t size);
@@ -35,6 +39,8 @@ void *xreallocarray(void *ptr, size_t n, size_t size);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *xvasprintf(const char *fmt, va_list ap)
+	__attribute__((format(printf, 1, 0)));
 
 /* Growable byte buffer. */
 struct buf {
@@ -50,6 +56,15 @@ void buf_free(struct buf *b);
 /* Decimal parsing with overflow guard; whole string must be a number. */
 bool str_to_u64(const char *s, uint64_t *num_r);
 bool str_to_u32(const char *s, uint32_t *num_r);
+
+/* Is s one of the strings of the NULL-terminated list? */
+bool str_in_list(const char *s, const char *const *list);
+/* The strings of a NULL-terminated list joined by sep ("a, b, c"). */
+char *str_join(const char *const *list, const char *sep);
+
+/* Decode the UTF-8 character at s (len > 0 bytes).  Returns its length,
+   or 0 if it is truncated, overlong, a surrogate or beyond U+10FFFF. */
+size_t utf8_decode(const unsigned char *s, size_t len, uint32_t *cp_r);
 
 /* Wipe memory in a way the compiler may not elide. */
 void explicit_wipe(void *p, size_t len);

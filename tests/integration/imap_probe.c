@@ -8,6 +8,11 @@
  *   imap_probe stream UID            stream one message from the source
  *                                    to the destination's INBOX; print
  *                                    peak RSS
+ *   imap_probe ops                   the typed commands on the source's
+ *                                    INBOX (changes it): UID STORE and
+ *                                    UID EXPUNGE over unsorted UIDs,
+ *                                    SEARCH by keys and date, CREATE,
+ *                                    SUBSCRIBE; one line of counts each
  *
  * Connection facts come from the environment, never a password in argv:
  *   SRC_HOST SRC_PORT SRC_SECURITY SRC_CA SRC_VERIFY SRC_USER SRC_PASSFILE
@@ -21,7 +26,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "imap_client.h"
+#include "imap_cmds.h"
 #include "log.h"
 #include "msgbody.h"
 #include "util.h"
@@ -181,6 +186,78 @@ static int do_stream(const char *uid)
 	return rc;
 }
 
+/* UIDs that have keys (and a date before 'before', unless 0); -1 on failure. */
+static long count(struct imap_client *c, unsigned keys, time_t before)
+{
+	struct uid_list l;
+	struct imap_result res;
+	long n;
+
+	if (imap_uid_search(c, keys, before, &l, &res) != 0) {
+		fprintf(stderr, "UID SEARCH: %s\n", res.text);
+		return -1;
+	}
+	n = (long)l.count;
+	uid_list_free(&l);
+	return n;
+}
+
+/* Every command checked by what the server says afterwards.  UIDs go in
+   backwards, so the client must sort them; with more than IMAP_UID_CHUNK
+   messages the STOREs take more than one command. */
+static int do_ops(void)
+{
+	struct imap_client *c = open_side("SRC");
+	struct imap_mailbox box;
+	struct imap_result res;
+	struct uid_list all;
+	time_t now = time(NULL);
+	int rc;
+
+	if ((rc = imap_select(c, "INBOX", false, &box, &res)) != 0 ||
+	    (rc = imap_uid_search(c, SEARCH_ALL, 0, &all, &res)) != 0) {
+		fprintf(stderr, "SELECT/SEARCH: %s\n", res.text);
+		return rc;
+	}
+	size_t n = all.count;
+	uint32_t *rev = xcalloc(n + 1, sizeof(*rev));
+	for (size_t i = 0; i < n; i++)
+		rev[i] = all.uids[n - 1 - i];
+	if ((rc = imap_uid_store(c, rev, n, true, "\\Seen", &res)) == 0)
+		printf("store +seen %zu: seen %ld unseen %ld\n", n,
+		       count(c, SEARCH_SEEN | SEARCH_UNDELETED, 0), count(c, SEARCH_UNSEEN, 0));
+	/* \Deleted on the first three; UID EXPUNGE of those and a fourth:
+	   only the three go. */
+	if (rc == 0 && n >= 4 &&
+	    (rc = imap_uid_store(c, all.uids, 3, true, "\\Deleted", &res)) == 0) {
+		printf("store +deleted 3: deleted %ld\n", count(c, SEARCH_DELETED, 0));
+		if ((rc = imap_uid_expunge(c, (uint32_t[]){ all.uids[3], all.uids[2],
+						  all.uids[1], all.uids[0] }, 4, &res)) == 0)
+			printf("uid expunge 4: left %ld\n", count(c, SEARCH_ALL, 0));
+	}
+	if (rc == 0 && (rc = imap_uid_store(c, rev, n, false, "\\Seen", &res)) == 0)
+		printf("store -seen %zu: unseen %ld\n", n, count(c, SEARCH_UNSEEN, 0));
+	if (rc == 0)
+		printf("before tomorrow %ld, before 2-Jan-1970 %ld\n",
+		       count(c, SEARCH_UNDELETED, now + 86400), count(c, SEARCH_ALL, 86400));
+	if (rc == 0 && (rc = imap_create(c, "Probe", &res)) == 0 &&
+	    (rc = imap_subscribe(c, "Probe", &res)) == 0) {
+		struct imap_list_entry *v;
+		size_t nl;
+		if ((rc = imap_list(c, "Probe", &v, &nl, &res)) == 0) {
+			printf("created %zu, subscribed %d\n", nl,
+			       nl == 1 && (v[0].attrs & MBOX_SUBSCRIBED) != 0);
+			imap_list_free(v, nl);
+		}
+	}
+	if (rc != 0)
+		fprintf(stderr, "failed: %s\n", res.text);
+	free(rev);
+	uid_list_free(&all);
+	imap_client_logout(&c);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	log_init("imap_probe", NULL, 0);
@@ -222,6 +299,8 @@ int main(int argc, char **argv)
 		return do_fetch(atoi(argv[2]) > 0 ? atoi(argv[2]) : 1);
 	if (argc == 3 && strcmp(argv[1], "stream") == 0)
 		return do_stream(argv[2]);
-	fprintf(stderr, "usage: imap_probe login | list | fetch N | stream UID\n");
+	if (argc == 2 && strcmp(argv[1], "ops") == 0)
+		return do_ops();
+	fprintf(stderr, "usage: imap_probe login | list | fetch N | stream UID | ops\n");
 	return 64;
 }

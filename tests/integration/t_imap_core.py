@@ -2,7 +2,8 @@
 """The IMAP client core against the real Dovecot pair: plain, STARTTLS and
 IMAPS with verification on, the master-user login, a certificate for the
 wrong name refused before any credential, a pipelined FETCH of 1,000
-messages, and a 50 MB message streamed with a small peak RSS."""
+messages, the typed commands (STORE, EXPUNGE, SEARCH, CREATE, SUBSCRIBE)
+on them, and a 50 MB message streamed with a small peak RSS."""
 
 import hashlib
 import os
@@ -124,6 +125,26 @@ def test_pipelined_fetch(pair):
     tap.diag(r.stdout.strip())
 
 
+def test_typed_commands(pair):
+    """The typed commands on pipe's 1,000 messages (after the FETCH test):
+    UID STORE over more UIDs than one command takes, given unsorted;
+    UID EXPUNGE of exactly the \\Deleted ones; SEARCH by keys and by date;
+    CREATE and SUBSCRIBE."""
+    rpw = secret_file(pair, "pipe", "pipe-pw")
+    r = probe(side("SRC", pair.remote, "pipe", "starttls", pair.ca_file, password_file=rpw),
+              "ops")
+    out = r.stdout
+    tap.ok(r.returncode == 0 and "store +seen 1000: seen 1000 unseen 0" in out,
+           "UID STORE +FLAGS on 1,000 unsorted UIDs (two commands) flags them all", output(r))
+    tap.ok("store +deleted 3: deleted 3" in out and "uid expunge 4: left 997" in out,
+           "UID EXPUNGE of 4 UIDs removes only the 3 flagged \\Deleted", output(r))
+    tap.ok("store -seen 1000: unseen 997" in out,
+           "UID STORE -FLAGS clears them again (3 of the UIDs are gone: no error)", output(r))
+    tap.ok("before tomorrow 997, before 2-Jan-1970 0" in out,
+           "SEARCH BEFORE a date: UTC day, both sides of now", output(r))
+    tap.ok("created 1, subscribed 1" in out, "CREATE and SUBSCRIBE a mailbox", output(r))
+
+
 def big_message(size):
     head = (b"From: Big <big@example.org>\r\nTo: alice@example.test\r\n"
             b"Subject: fifty megabytes\r\nMessage-ID: <big-50mb@example.org>\r\n"
@@ -192,7 +213,8 @@ def test_stream_50mb(pair):
 
 def main():
     with DovecotPair(name="core") as pair:
-        for t in (test_logins, test_list, test_pipelined_fetch, test_stream_50mb):
+        for t in (test_logins, test_list, test_pipelined_fetch, test_typed_commands,
+                  test_stream_50mb):
             try:
                 t(pair)
             except Exception as e:

@@ -492,7 +492,8 @@ mv "$dir/.$name.args" "$dir/$name.args" && mv "$dir/.$name.eml" "$dir/$name.eml"
 class DovecotServer:
     """One Dovecot instance.  Made by DovecotPair; see the module doc."""
 
-    def __init__(self, role, directory, tls, cert="good", layout="default"):
+    def __init__(self, role, directory, tls, cert="good", layout="default",
+                 extra_conf=""):
         if role not in ("remote", "local"):
             raise ValueError(role)
         if layout not in _REMOTE_NS or (role == "local" and layout != "default"):
@@ -503,6 +504,10 @@ class DovecotServer:
         self.layout = layout
         self.separator = "." if layout == "courier" else "/"
         self.prefix = "INBOX." if layout == "courier" else ""
+        # Appended to the generated dovecot.conf (e.g. more special-use
+        # mailboxes, another namespace); "@DIR@" stands for this
+        # server's directory.
+        self.extra_conf = extra_conf or ""
         self.conf = os.path.join(directory, "dovecot.conf")
         self.log_path = os.path.join(directory, "dovecot.log")
         # One passwd-file per user (passwd.d/NAME): see _write_passwd.
@@ -737,6 +742,8 @@ class DovecotServer:
             text += _LOCAL_CONF.format(master_passwd=self.master_passwd_file,
                                        sendmail=self.sendmail_path,
                                        host=self.host, lmtp_port=self.lmtp_port)
+        if self.extra_conf:
+            text += "# extra_conf\n" + self.extra_conf.replace("@DIR@", self.dir)
         _write_file(self.conf, text)
 
     def start(self, attempts=5):
@@ -940,10 +947,13 @@ class DovecotPair:
                  clean exit unless keep=True or $IMAPSYNC_TEST_KEEP is set.
     layout       "default" or "courier" (remote namespace INBOX. and ".").
     remote_cert  "good" or "wrong" (certificate for DNS:wrong.example).
+    remote_extra_conf  text appended to the remote's dovecot.conf, e.g.
+                 "namespace inbox { mailbox X { special_use = \\Sent } }"
+                 or a public namespace; "@DIR@" is the remote's directory.
     """
 
     def __init__(self, work_dir=None, layout="default", remote_cert="good",
-                 keep=None, name="pair"):
+                 keep=None, name="pair", remote_extra_conf=""):
         if remote_cert not in ("good", "wrong"):
             raise ValueError(f"remote_cert {remote_cert!r}")
         self._auto_dir = work_dir is None
@@ -954,6 +964,7 @@ class DovecotPair:
         self.dir = os.path.abspath(work_dir)
         self.layout = layout
         self.remote_cert = remote_cert
+        self.remote_extra_conf = remote_extra_conf
         if keep is None:
             keep = bool(os.environ.get("IMAPSYNC_TEST_KEEP"))
         self.keep = keep
@@ -978,7 +989,8 @@ class DovecotPair:
         tls = make_tls(os.path.join(self.dir, "tls"))
         self.ca_file = tls["ca"]
         self.remote = DovecotServer("remote", os.path.join(self.dir, "remote"),
-                                    tls, cert=self.remote_cert, layout=self.layout)
+                                    tls, cert=self.remote_cert, layout=self.layout,
+                                    extra_conf=self.remote_extra_conf)
         self.local = DovecotServer("local", os.path.join(self.dir, "local"), tls)
         with _live_lock:
             _live.add(self)

@@ -2,6 +2,7 @@
  * refusal to guess on corrupt state.  Links only journal.c and util.c. */
 #include "config.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,13 +30,18 @@ static void write_text(const char *name, const char *text)
 
 static void reset_dir(void)
 {
-	static const char *const names[] = { "journal", "state", "journal.mark" };
+	DIR *d = opendir(dir);
+	struct dirent *de;
 
-	for (size_t i = 0; i < 3; i++) {
-		char *p = xasprintf("%s/%s", dir, names[i]);
+	while (d != NULL && (de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		char *p = xasprintf("%s/%s", dir, de->d_name);
 		unlink(p);
 		free(p);
 	}
+	if (d != NULL)
+		closedir(d);
 }
 
 static void test_roundtrip(void)
@@ -202,6 +208,22 @@ static char *read_text(const char *name)
 	return text;
 }
 
+/* The name of the (only) folder snapshot file, "state.<hash>". */
+static const char *folder_file(void)
+{
+	static char name[256];
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	name[0] = '\0';
+	while (d != NULL && (de = readdir(d)) != NULL)
+		if (strncmp(de->d_name, "state.", 6) == 0 && strstr(de->d_name, ".new") == NULL)
+			snprintf(name, sizeof(name), "%s", de->d_name);
+	if (d != NULL)
+		closedir(d);
+	return name;
+}
+
 /* Issue 8, case 2: state bound to its owner, snapshot checksummed. */
 static void test_owner_and_checksum(void)
 {
@@ -228,13 +250,14 @@ static void test_owner_and_checksum(void)
 	ok(journal_open(dir, other, true, &j, err, sizeof(err)) == EXIT_DATAERR,
 	   "another task's snapshot is refused");
 
-	/* One changed UID digit in the snapshot. */
-	char *state = xstrdup(read_text("state"));
+	/* One changed UID digit in the folder's snapshot. */
+	const char *fname = folder_file();
+	char *state = xstrdup(read_text(fname));
 	char *p = strstr(state, " 1 30 ");
 	ok(p != NULL, "the snapshot holds the entry");
 	if (p != NULL)
 		p[4] = '1';
-	write_text("state", state);
+	write_text(fname, state);
 	ok(journal_open(dir, me, true, &j, err, sizeof(err)) == EXIT_DATAERR,
 	   "a changed digit in the snapshot is refused");
 	ok(strstr(err, "damaged") != NULL, "as damaged: %s", err);
@@ -245,7 +268,7 @@ static void test_owner_and_checksum(void)
 	char *end = strstr(state, "end ");
 	if (end != NULL)
 		*end = '\0';
-	write_text("state", state);
+	write_text(fname, state);
 	ok(journal_open(dir, me, true, &j, err, sizeof(err)) == EXIT_DATAERR,
 	   "a snapshot without its end line is refused");
 	free(state);
@@ -336,6 +359,83 @@ static void test_legacy(void)
 	journal_close(&j);
 }
 
+static ino_t inode_of_folder(const char *mbox)
+{
+	/* The file name is the FNV-1a 64 of the folder name. */
+	char *path = xasprintf("%s/state.%016llx", dir,
+			       (unsigned long long)fnv1a64(FNV1A64_INIT, mbox, strlen(mbox)));
+	struct stat st;
+	ino_t ino = stat(path, &st) == 0 ? st.st_ino : 0;
+
+	free(path);
+	return ino;
+}
+
+static void count_cb(void *ctx, struct jentry *e)
+{
+	(void)e;
+	(*(size_t *)ctx)++;
+}
+
+/* Issue 9: per-folder records, flags, markers; a commit rewrites only the
+   folders that changed. */
+static void test_folders(void)
+{
+	struct journal *j = NULL;
+	char err[512];
+	struct jfolder_rec rec = { .ruv = 11, .luv = 12, .maxuid = 300, .modseq = 4242 }, got;
+
+	reset_dir();
+	journal_open(dir, NULL, false, &j, err, sizeof(err));
+	for (uint32_t i = 1; i <= 3; i++) {
+		struct jentry a = { .mbox = (char *)"INBOX", .ruv = 1, .ruid = i, .size = i };
+		struct jentry b = { .mbox = (char *)"Archive/2024", .ruv = 2, .ruid = i, .size = i,
+				    .flags = (char *)"\\Seen" };
+		journal_intent(j, &a);
+		journal_intent(j, &b);
+	}
+	ok(journal_set_folder_record(j, "Archive/2024", &rec) == 0, "folder record written");
+	struct jentry *e = journal_get(j, "Archive/2024", 2, 2);
+	ok(e != NULL && journal_set_flags(j, e, "\\Seen \\Flagged $Work") == 0,
+	   "flags last synced written");
+	ok(journal_append_started(j, "INBOX") == 0, "an APPEND in flight in INBOX");
+	ok(journal_commit(j) == 0, "commit two folders");
+	journal_close(&j);
+
+	ino_t inbox = inode_of_folder("INBOX"), archive = inode_of_folder("Archive/2024");
+	ok(inbox != 0 && archive != 0, "each folder has its own snapshot file");
+	ok(journal_open(dir, NULL, false, &j, err, sizeof(err)) == 0, "reopen");
+	size_t n_inbox = 0, n_archive = 0;
+	journal_folder_foreach(j, "INBOX", count_cb, &n_inbox);
+	journal_folder_foreach(j, "Archive/2024", count_cb, &n_archive);
+	ok(n_inbox == 3 && n_archive == 3, "entries listed per folder (%zu, %zu)", n_inbox, n_archive);
+	ok(journal_folder_record(j, "Archive/2024", &got) && got.ruv == 11 && got.luv == 12 &&
+	   got.maxuid == 300 && got.modseq == 4242, "the folder record survives");
+	ok(!journal_folder_record(j, "INBOX", &got), "a folder without a record has none");
+	e = journal_get(j, "Archive/2024", 2, 2);
+	ok(e != NULL && e->flags != NULL && strcmp(e->flags, "\\Seen \\Flagged $Work") == 0,
+	   "flags survive the snapshot");
+	e = journal_get(j, "Archive/2024", 2, 1);
+	struct jentry *ie = journal_get(j, "INBOX", 1, 1);
+	ok(ie != NULL && journal_in_flight(j, ie) && e != NULL && !journal_in_flight(j, e),
+	   "the in-flight marker is per folder");
+	/* Change INBOX only: Archive's snapshot is not rewritten. */
+	ok(ie != NULL && journal_delivered(j, ie, 5, 6) == 0 && journal_commit(j) == 0,
+	   "change one folder and commit");
+	ok(inode_of_folder("Archive/2024") == archive, "the unchanged folder's file was not rewritten");
+	ok(inode_of_folder("INBOX") != inbox, "the changed folder's file was");
+	/* A folder whose entries are all gone loses its file. */
+	for (uint32_t i = 1; i <= 3; i++)
+		journal_forget(j, journal_get(j, "INBOX", 1, i));
+	ok(journal_commit(j) == 0 && inode_of_folder("INBOX") == 0,
+	   "an emptied folder's file is removed");
+	journal_close(&j);
+	ok(journal_open(dir, NULL, true, &j, err, sizeof(err)) == 0 &&
+	   journal_get(j, "INBOX", 1, 2) == NULL && journal_get(j, "Archive/2024", 2, 3) != NULL,
+	   "and the index no longer lists it: %s", err);
+	journal_close(&j);
+}
+
 int main(void)
 {
 	if (mkdtemp(dir) == NULL)
@@ -348,6 +448,7 @@ int main(void)
 	test_owner_and_checksum();
 	test_truncated_journal();
 	test_legacy();
+	test_folders();
 	reset_dir();
 	rmdir(dir);
 	return tap_done();

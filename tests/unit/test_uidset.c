@@ -1,6 +1,7 @@
 /* test_uidset.c - UID lists and UID sets: formatting, strict parsing,
- * sorting and deduplication, the max_count bound, and that a refused set
- * leaves the list alone.  Links only uidset.c and util.c. */
+ * sorting and deduplication (also of a bare array), the max_count bound,
+ * and that a refused set leaves the list alone.  Links only uidset.c and
+ * util.c. */
 #include "config.h"
 
 #include <stdio.h>
@@ -190,9 +191,36 @@ static void test_round_trip(void)
 	uid_list_free(&back);
 }
 
+static void expect_sort_unique(const uint32_t *in, size_t n, const char *want)
+{
+	struct uid_list l = { 0 };
+	char *got;
+
+	for (size_t i = 0; i < n; i++)
+		uid_list_add(&l, in[i]);
+	l.count = uid_array_sort_unique(l.uids, l.count);
+	got = list_text(&l);
+	ok(strcmp(got, want) == 0, "sort_unique -> %s (got %s)", want, got);
+	free(got);
+	uid_list_free(&l);
+}
+
+static void test_sort_unique(void)
+{
+	static const uint32_t a[] = { 7, 3, 3, 1, 4294967295u, 7, 2 };
+	static const uint32_t b[] = { 5, 5, 5 };
+	static const uint32_t c[] = { 9 };
+
+	expect_sort_unique(a, N_ELEMENTS(a), "1,2,3,7,4294967295");
+	expect_sort_unique(b, N_ELEMENTS(b), "5");
+	expect_sort_unique(c, N_ELEMENTS(c), "9");
+	expect_sort_unique(NULL, 0, "");
+}
+
 int main(void)
 {
 	test_to_set();
+	test_sort_unique();
 	test_parse_valid();
 	test_parse_refused();
 	test_merge_into_list();

@@ -1,0 +1,440 @@
+/* copy.c - the one copy path: FETCH a batch of remote messages, check
+ * what the server sent, journal an intent for each and fsync it, deliver
+ * (MULTIAPPEND, APPEND one by one, or LMTP), record what arrived.
+ *
+ * The rule that keeps a crash from doubling mail lives here: an intent
+ * is on disk before its message goes out (journal_sync before
+ * append_batch and deliver_lmtp).  See reconcile.c for the other half.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "copy.h"
+#include "exitcode.h"
+#include "log.h"
+#include "util.h"
+
+struct batch_msg {
+	uint32_t uid;
+	char flags[512];
+	char date[64];
+	struct msgbody *body;
+	uint64_t announced;       /* RFC822.SIZE */
+	unsigned flags_dropped;   /* flags no server could take */
+	bool date_invalid;
+	bool answered;            /* a FETCH answer named this UID */
+	bool fetched;             /* ... and carried its whole body */
+};
+
+struct batch {
+	struct batch_msg *msgs;
+	size_t n;
+};
+
+static void batch_fetch_cb(void *ctx, struct imap_fetched *m)
+{
+	struct batch *b = ctx;
+
+	for (size_t i = 0; i < b->n; i++) {
+		struct batch_msg *bm = &b->msgs[i];
+		if (bm->uid != m->uid || bm->fetched)
+			continue;
+		bm->answered = true;
+		if (m->body == NULL)
+			return;  /* an unsolicited FLAGS update, or a server bug */
+		bm->fetched = true;
+		bm->body = m->body;
+		m->body = NULL;
+		bm->announced = m->size;
+		bm->flags_dropped = m->flags_dropped;
+		bm->date_invalid = m->date_invalid;
+		snprintf(bm->flags, sizeof(bm->flags), "%s", m->flags);
+		snprintf(bm->date, sizeof(bm->date), "%s", m->internaldate);
+		return;
+	}
+}
+
+static void batch_free(struct batch *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		msgbody_free(&b->msgs[i].body);
+	free(b->msgs);
+	memset(b, 0, sizeof(*b));
+}
+
+/* Can a refusal be about one message (its size, a flag, its content)
+   rather than the mailbox or the session?  Then the message is tried
+   alone, and skipped if it is refused alone. */
+static bool message_refusal(const struct imap_result *res)
+{
+	if (res->status != IMAP_STATUS_NO && res->status != IMAP_STATUS_BAD)
+		return false;
+	if (res->scope == IMAP_SCOPE_MESSAGE)
+		return true;
+	return res->scope == IMAP_SCOPE_MAILBOX && strcmp(res->code, "TRYCREATE") != 0 &&
+		strcmp(res->code, "NONEXISTENT") != 0 && strcmp(res->code, "UIDVALIDITY") != 0;
+}
+
+/* Deliver msgs[0..n) (already INTENT and synced) to the local folder.
+   On return each delivered one is DELIVERED.  A refusal that may be
+   about one message sets *refused_r (and *refusal_r) and returns 0: none
+   was saved (RFC 3502 for MULTIAPPEND, RFC 3501 for one APPEND), so the
+   intents are abandoned and the caller tries the messages alone. */
+static int append_batch(struct sync_env *env, const struct folder_pair *fp,
+			struct batch_msg **msgs, struct jentry **ents,
+			size_t n, struct sync_counts *counts, bool *refused_r,
+			struct imap_result *refusal_r)
+{
+	struct imap_append_msg *am = xcalloc(n, sizeof(*am));
+	uint32_t *luids = xcalloc(n, sizeof(*luids));
+	uint32_t luv = 0;
+	struct imap_result res;
+	int rc;
+
+	*refused_r = false;
+	for (size_t i = 0; i < n; i++) {
+		am[i].flags = msgs[i]->flags;
+		am[i].internaldate = msgs[i]->date[0] ? msgs[i]->date : NULL;
+		am[i].body = msgs[i]->body;
+	}
+	if ((rc = journal_append_started(env->journal, fp->remote)) != 0) {
+		rc = sync_journal_failed(env, rc);
+		goto out;
+	}
+	rc = imap_append(env->local_imap, fp->local, am, n, &luv, luids, &res);
+	journal_killpoint();
+	if (rc == 0) {
+		for (size_t i = 0; i < n && rc == 0; i++) {
+			rc = journal_delivered(env->journal, ents[i], luv, luids[i]);
+			if (rc != 0)
+				rc = sync_journal_failed(env, rc);
+			counts->copied++;
+			counts->bytes += msgbody_size(msgs[i]->body);
+		}
+		if (rc == 0 && (rc = journal_sync(env->journal)) != 0)
+			rc = sync_journal_failed(env, rc);
+		goto out;
+	}
+	/* The connection died: the outcome is unknown, the intents stay
+	   and the next run reconciles them. */
+	if (res.status == IMAP_STATUS_NONE) {
+		rc = sync_cmd_failed(env, env->local_imap, rc, &res, "APPEND");
+		goto out;
+	}
+	/* A tagged NO: nothing of this command was saved (RFC 3502 for
+	   MULTIAPPEND, RFC 3501 for a single APPEND). */
+	bool atomic = n == 1 || imap_client_has_cap(env->local_imap, CAP_MULTIAPPEND);
+	if (atomic) {
+		for (size_t i = 0; i < n; i++) {
+			int jrc = journal_abandon(env->journal, ents[i]);
+			ents[i] = NULL;
+			if (jrc != 0) {
+				rc = sync_journal_failed(env, jrc);
+				goto out;
+			}
+		}
+	}
+	if (atomic && message_refusal(&res)) {
+		*refused_r = true;
+		*refusal_r = res;
+		rc = 0;
+	} else if (strcmp(res.code, "OVERQUOTA") == 0) {
+		rc = sync_fail(env, EXIT_CANTCREAT, "local: mailbox of %s is over quota; "
+			  "%zu message(s) not delivered and left unseen on the remote: %s",
+			  env->task->local_user, n, res.text);
+	} else {
+		rc = sync_cmd_failed(env, env->local_imap, rc, &res, "APPEND");
+	}
+out:
+	free(am);
+	free(luids);
+	return rc;
+}
+
+/* delivery = lmtp: one message at a time through the LMTP session.  The
+   'B' marker before each DATA tells a restarted run that this delivery
+   may have completed (see reconcile_intents). */
+static int deliver_lmtp(struct sync_env *env, const struct folder_pair *fp,
+			struct batch_msg **msgs, struct jentry **ents,
+			size_t n, struct sync_counts *counts)
+{
+	char err[600], from[512];
+	int rc = 0;
+	size_t i;
+
+	for (i = 0; i < n && rc == 0; i++) {
+		if ((rc = journal_delivery_started(env->journal, ents[i])) != 0) {
+			rc = sync_journal_failed(env, rc);
+			break;
+		}
+		lmtp_envelope_sender(msgs[i]->body, from, sizeof(from));
+		enum lmtp_outcome o = lmtp_deliver(env->lmtp, from, env->task->local_user,
+						   msgs[i]->body, err, sizeof(err));
+		journal_killpoint();
+		switch (o) {
+		case LMTP_DELIVERED:
+			counts->copied++;
+			counts->bytes += msgbody_size(msgs[i]->body);
+			/* The local UIDVALIDITY is kept (the UID is unknown):
+			   reconcile_intents matches such entries first. */
+			rc = journal_delivered(env->journal, ents[i], ents[i]->luv, 0);
+			break;
+		case LMTP_PERMFAIL: {
+			uint32_t ruv = ents[i]->ruv;  /* the entry goes with the abandon */
+			log_msg(LOGL_WARNING, "remote UID %u skipped: %s", msgs[i]->uid, err);
+			counts->skipped++;
+			rc = journal_abandon(env->journal, ents[i]);
+			ents[i] = NULL;
+			if (rc == 0)
+				rc = journal_skipped(env->journal, fp->remote, ruv, msgs[i]->uid,
+						     msgbody_size(msgs[i]->body));
+			break;
+		}
+		case LMTP_OVERQUOTA:
+			(void)journal_abandon(env->journal, ents[i]);
+			rc = sync_fail(env, EXIT_CANTCREAT, "local: mailbox of %s is over quota; "
+				  "the message stays unseen on the remote: %s", env->task->local_user, err);
+			break;
+		case LMTP_TEMPFAIL:
+			(void)journal_abandon(env->journal, ents[i]);
+			rc = sync_fail(env, EXIT_TEMPFAIL, "%s", err);
+			break;
+		case LMTP_LOST:
+			/* Unknown outcome: the intent stays for reconciliation. */
+			rc = sync_fail(env, EXIT_TEMPFAIL, "%s", err);
+			break;
+		}
+		if (rc == EXIT_IOERR || rc == EXIT_CANTCREAT) {
+			if (o == LMTP_DELIVERED || o == LMTP_PERMFAIL)
+				rc = sync_journal_failed(env, rc);
+		}
+	}
+	/* Intents never tried are not delivered: drop them. */
+	for (; i < n; i++)
+		(void)journal_abandon(env->journal, ents[i]);
+	int src = journal_sync(env->journal);
+	if (rc == 0 && src != 0)
+		rc = sync_journal_failed(env, src);
+	return rc;
+}
+
+/* Journal the intent for m (not synced yet).  The entry is verified:
+   its hashes come from this run's fetch of that very UID. */
+static int write_intent(struct sync_env *env, const struct folder_pair *fp,
+			const struct imap_mailbox *lbox, const struct batch_msg *m,
+			struct jentry **e_r)
+{
+	struct jentry tmpl = { .mbox = (char *)fp->remote, .ruv = fp->ruv, .ruid = m->uid,
+			       .size = msgbody_size(m->body), .hash = msgbody_hash(m->body),
+			       .chash = msgbody_content_hash(m->body),
+			       .clen = msgbody_content_len(m->body),
+			       .luv = lbox->uidvalidity, .luidnext = lbox->uidnext,
+			       .flags = (char *)m->flags };
+	int rc = journal_intent(env->journal, &tmpl);
+
+	if (rc != 0)
+		return sync_journal_failed(env, rc);
+	*e_r = journal_get(env->journal, fp->remote, fp->ruv, m->uid);
+	(*e_r)->verified = true;
+	return 0;
+}
+
+static int record_skip(struct sync_env *env, const struct folder_pair *fp,
+		       const struct batch_msg *m,
+		       struct sync_counts *counts)
+{
+	int rc;
+
+	counts->skipped++;
+	if (env->dry_run)
+		return 0;
+	rc = journal_skipped(env->journal, fp->remote, fp->ruv, m->uid, msgbody_size(m->body));
+	return rc != 0 ? sync_journal_failed(env, rc) : 0;
+}
+
+/* Keep only the system flags: keywords are what a server most often
+   refuses (length, number).  True if something was removed. */
+static bool drop_keywords(char *flags)
+{
+	char out[sizeof(((struct batch_msg *)0)->flags)] = "";
+	size_t o = 0;
+	bool dropped = false;
+
+	for (char *tok = strtok(flags, " "); tok != NULL; tok = strtok(NULL, " ")) {
+		if (tok[0] != '\\') {
+			dropped = true;
+			continue;
+		}
+		o += (size_t)snprintf(out + o, sizeof(out) - o, "%s%s", o ? " " : "", tok);
+	}
+	strcpy(flags, out);
+	return dropped;
+}
+
+/* One message, alone: intent, sync, APPEND.  Refused alone, it is tried
+   once more without its keywords; refused again, it is skipped for
+   good and recorded, so it never blocks the messages after it. */
+static int append_alone(struct sync_env *env, const struct folder_pair *fp,
+			const struct imap_mailbox *lbox,
+			struct batch_msg *m, struct sync_counts *counts)
+{
+	struct imap_result refusal;
+	bool refused = false;
+	struct jentry *e;
+	int rc;
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if ((rc = write_intent(env, fp, lbox, m, &e)) != 0)
+			return rc;
+		if ((rc = journal_sync(env->journal)) != 0)
+			return sync_journal_failed(env, rc);
+		rc = append_batch(env, fp, &m, &e, 1, counts, &refused, &refusal);
+		if (rc != 0 || !refused)
+			return rc;
+		if (attempt > 0 || !drop_keywords(m->flags))
+			break;
+		log_msg(LOGL_WARNING, "remote UID %u refused by the local server with its keywords "
+			"([%s] %s); trying again without them", m->uid, refusal.code, refusal.text);
+	}
+	log_msg(LOGL_WARNING, "remote UID %u (%llu bytes) refused by the local server, skipped "
+		"for good: %s%s%s%s", m->uid, (unsigned long long)msgbody_size(m->body),
+		refusal.code[0] ? "[" : "", refusal.code, refusal.code[0] ? "] " : "", refusal.text);
+	return record_skip(env, fp, m, counts);
+}
+
+/* A fetched message fit to deliver?  What no local server can store is
+   skipped for good (recorded, exit 2); what the remote answered badly
+   is left for the next run and makes this one end with 76. */
+static int check_fetched(struct sync_env *env, const struct folder_pair *fp, struct batch_msg *m,
+			 struct sync_counts *counts, bool *deliver_r)
+{
+	*deliver_r = false;
+	if (!m->answered)
+		return 0;  /* expunged meanwhile: gone, not an error */
+	if (!m->fetched) {
+		log_msg(LOGL_WARNING, "remote UID %u: the server's FETCH answer has no BODY[]; "
+			"not taken", m->uid);
+		env->protocol_errors++;
+		return 0;
+	}
+	uint64_t size = msgbody_size(m->body);
+	if (size != m->announced) {
+		/* A partial or truncated body: taking it would lose the rest. */
+		log_msg(LOGL_WARNING, "remote UID %u: RFC822.SIZE is %llu but BODY[] has %llu bytes; "
+			"not taken", m->uid, (unsigned long long)m->announced,
+			(unsigned long long)size);
+		env->protocol_errors++;
+		return 0;
+	}
+	if (size == 0) {
+		log_msg(LOGL_WARNING, "remote UID %u is an empty message, which IMAP cannot store; "
+			"skipped", m->uid);
+		return record_skip(env, fp, m, counts);
+	}
+	if (msgbody_has_nul(m->body) && !imap_client_has_cap(env->local_imap, CAP_BINARY)) {
+		log_msg(LOGL_WARNING, "remote UID %u contains NUL bytes the local server cannot take; "
+			"skipped", m->uid);
+		return record_skip(env, fp, m, counts);
+	}
+	if (m->flags_dropped > 0)
+		log_msg(LOGL_WARNING, "remote UID %u: %u flag(s) no IMAP server could take were "
+			"dropped", m->uid, m->flags_dropped);
+	if (m->date_invalid)
+		log_msg(LOGL_WARNING, "remote UID %u: invalid INTERNALDATE; the local server "
+			"dates it now", m->uid);
+	*deliver_r = true;
+	return 0;
+}
+
+/* Fetch, journal and deliver one batch of candidate UIDs. */
+int copy_batch(struct sync_env *env, const struct folder_pair *fp, const uint32_t *uids,
+			 size_t n, struct stale_set *stale, struct sync_counts *counts)
+{
+	struct batch b = { xcalloc(n, sizeof(struct batch_msg)), n };
+	struct batch_msg **todo = xcalloc(n, sizeof(*todo));
+	struct jentry **ents = xcalloc(n, sizeof(*ents));
+	struct imap_mailbox lbox = { 0 };
+	struct imap_result res;
+	size_t ntodo = 0;
+	int rc;
+
+	for (size_t i = 0; i < n; i++)
+		b.msgs[i].uid = uids[i];
+	char *set = uid_list_to_set(uids, n);
+	rc = imap_uid_fetch(env->remote, set, "FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[]",
+			    batch_fetch_cb, &b, &res);
+	free(set);
+	if (rc != 0) {
+		rc = sync_cmd_failed(env, env->remote, rc, &res, "UID FETCH");
+		goto out;
+	}
+	if (!env->dry_run) {
+		rc = imap_status(env->local_imap, fp->local, &lbox, &res);
+		if (rc != 0) {
+			rc = sync_cmd_failed(env, env->local_imap, rc, &res, "STATUS");
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct batch_msg *m = &b.msgs[i];
+		bool deliver;
+		if ((rc = check_fetched(env, fp, m, counts, &deliver)) != 0)
+			goto out;
+		if (!deliver)
+			continue;
+		uint64_t size = msgbody_size(m->body), hash = msgbody_hash(m->body);
+		struct jentry *old = stale_claim(stale, size, hash);
+		if (env->dry_run) {
+			log_info("would deliver remote UID %u (%llu bytes, %s)%s", m->uid,
+				 (unsigned long long)size, m->date,
+				 old ? " - no: delivered before a UIDVALIDITY change" : "");
+			if (old == NULL) {
+				counts->copied++;
+				counts->bytes += size;
+			}
+			continue;
+		}
+		struct jentry *e;
+		if ((rc = write_intent(env, fp, &lbox, m, &e)) != 0)
+			goto out;
+		if (old != NULL) {
+			/* Same content delivered under the old UIDVALIDITY: the
+			   entry moves to the new key. */
+			if ((rc = journal_delivered(env->journal, e, old->luv, old->luid)) != 0 ||
+			    (rc = journal_forget(env->journal, old)) != 0) {
+				rc = sync_journal_failed(env, rc);
+				goto out;
+			}
+			counts->reconciled++;
+			continue;
+		}
+		todo[ntodo] = m;
+		ents[ntodo++] = e;
+	}
+	if (env->dry_run || ntodo == 0)
+		goto out;
+	/* The intents must be on disk before the APPEND: a crash after the
+	   server saved the messages would otherwise duplicate them. */
+	if ((rc = journal_sync(env->journal)) != 0) {
+		rc = sync_journal_failed(env, rc);
+		goto out;
+	}
+	if (env->task->delivery == DELIVERY_LMTP) {
+		rc = deliver_lmtp(env, fp, todo, ents, ntodo, counts);
+		goto out;
+	}
+	bool refused = false;
+	rc = append_batch(env, fp, todo, ents, ntodo, counts, &refused, &res);
+	/* One message spoiled the transaction: each goes alone. */
+	for (size_t i = 0; rc == 0 && refused && i < ntodo; i++)
+		rc = append_alone(env, fp, &lbox, todo[i], counts);
+out:
+	batch_free(&b);
+	free(todo);
+	free(ents);
+	return rc;
+}
+

@@ -1,0 +1,96 @@
+/* session.c - one run's pair of IMAP sessions (see session.h). */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "exitcode.h"
+#include "imap_cmds.h"
+#include "log.h"
+#include "session.h"
+#include "util.h"
+
+static void client_opts(const struct session_opts *so, const struct endpoint *ep,
+			const char *label, struct imap_client_opts *co)
+{
+	memset(co, 0, sizeof(*co));
+	co->progress = so->progress;
+	co->progress_ctx = so->progress_ctx;
+	co->label = label;
+	co->host = ep->host;
+	co->port = ep->port;
+	co->security = ep->security;
+	co->ca_file = ep->ca_file;
+	co->tls_verify = ep->tls_verify;
+	co->timeout_ms = so->timeout_ms;
+	co->spool_dir = so->spool_dir;
+	co->trace = so->trace;
+}
+
+void session_close(struct session *s)
+{
+	imap_client_logout(&s->remote);
+	imap_client_logout(&s->local);
+	if (s->remote_pw != NULL)
+		log_forget_secret(s->remote_pw->value);
+	if (s->master_pw != NULL)
+		log_forget_secret(s->master_pw->value);
+	secret_free(&s->remote_pw);
+	secret_free(&s->master_pw);
+}
+
+static int load_secrets(const struct task *t, const struct local_config *l,
+			struct session *s)
+{
+	char err[512];
+	char *id = xasprintf("task.%s.password", t->name);
+
+	s->remote_pw = secret_load(id, t->password_file, err, sizeof(err));
+	free(id);
+	if (s->remote_pw == NULL) {
+		log_warnx("remote password: %s", err);
+		return EXIT_CONFIG;
+	}
+	log_register_secret(s->remote_pw->value);
+	s->master_pw = secret_load("master.password", l->master_password_file, err, sizeof(err));
+	if (s->master_pw == NULL) {
+		log_warnx("local master password: %s", err);
+		return EXIT_CONFIG;
+	}
+	log_register_secret(s->master_pw->value);
+	return 0;
+}
+
+/* Connect and log in to both sides: remote as the task's user, local as
+   local_user through the master user. */
+int session_open(const struct session_opts *so, const struct task *t,
+		 const struct local_config *l, struct session *s)
+{
+	struct imap_client_opts co;
+	char err[600];
+	int rc;
+
+	if ((rc = load_secrets(t, l, s)) != 0)
+		return rc;
+	client_opts(so, &t->remote, "remote", &co);
+	rc = imap_client_connect(&co, &s->remote, err, sizeof(err));
+	if (rc == 0)
+		rc = imap_login(s->remote, t->remote_user, s->remote_pw->value, NULL, 0,
+				err, sizeof(err));
+	if (rc != 0) {
+		log_warnx("%s", err);
+		return rc;
+	}
+	struct imap_result res;
+	(void)imap_id(s->remote, &res);   /* courtesy for the remote's logs */
+	client_opts(so, &l->ep, "local (Dovecot master user)", &co);
+	rc = imap_client_connect(&co, &s->local, err, sizeof(err));
+	if (rc == 0)
+		rc = imap_login(s->local, t->local_user, s->master_pw->value, l->master_user,
+				l->master_separator, err, sizeof(err));
+	if (rc != 0) {
+		log_warnx("%s", err);
+		return rc;
+	}
+	return 0;
+}
