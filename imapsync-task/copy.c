@@ -350,8 +350,31 @@ static int check_fetched(struct sync_env *env, const struct folder_pair *fp, str
 }
 
 /* Fetch, journal and deliver one batch of candidate UIDs. */
+/* Is m's content already local without being mapped: recorded under an
+   earlier remote UIDVALIDITY (stale), or an unclaimed local message
+   (pool)?  *old_r or *luid_r say which; -1 when a local FETCH failed. */
+static int find_existing(struct sync_env *env, struct batch_msg *m, struct stale_set *stale,
+			 struct local_pool *pool, struct jentry **old_r, uint32_t *luid_r)
+{
+	struct jentry want = { .size = msgbody_size(m->body), .hash = msgbody_hash(m->body),
+			       .chash = msgbody_content_hash(m->body),
+			       .clen = msgbody_content_len(m->body) };
+	struct imap_result res;
+
+	*luid_r = 0;
+	*old_r = stale != NULL ? stale_claim(stale, want.size, want.hash) : NULL;
+	if (*old_r != NULL || pool == NULL)
+		return 0;
+	int64_t luid = local_pool_claim(env->local_imap, pool, &want, &res);
+	if (luid < 0)
+		return sync_cmd_failed(env, env->local_imap, EXIT_TEMPFAIL, &res, "UID FETCH");
+	*luid_r = (uint32_t)luid;
+	return 0;
+}
+
 int copy_batch(struct sync_env *env, const struct folder_pair *fp, const uint32_t *uids,
-			 size_t n, struct stale_set *stale, struct sync_counts *counts)
+	       size_t n, struct stale_set *stale, struct local_pool *pool,
+	       struct sync_counts *counts)
 {
 	struct batch b = { xcalloc(n, sizeof(struct batch_msg)), n };
 	struct batch_msg **todo = xcalloc(n, sizeof(*todo));
@@ -385,13 +408,17 @@ int copy_batch(struct sync_env *env, const struct folder_pair *fp, const uint32_
 			goto out;
 		if (!deliver)
 			continue;
-		uint64_t size = msgbody_size(m->body), hash = msgbody_hash(m->body);
-		struct jentry *old = stale_claim(stale, size, hash);
+		uint64_t size = msgbody_size(m->body);
+		struct jentry *old;
+		uint32_t luid;
+		if ((rc = find_existing(env, m, stale, pool, &old, &luid)) != 0)
+			goto out;
 		if (env->dry_run) {
 			log_info("would deliver remote UID %u (%llu bytes, %s)%s", m->uid,
 				 (unsigned long long)size, m->date,
-				 old ? " - no: delivered before a UIDVALIDITY change" : "");
-			if (old == NULL) {
+				 old ? " - no: delivered before a UIDVALIDITY change"
+				 : luid ? " - no: already in the local folder" : "");
+			if (old == NULL && luid == 0) {
 				counts->copied++;
 				counts->bytes += size;
 			}
@@ -400,11 +427,14 @@ int copy_batch(struct sync_env *env, const struct folder_pair *fp, const uint32_
 		struct jentry *e;
 		if ((rc = write_intent(env, fp, &lbox, m, &e)) != 0)
 			goto out;
-		if (old != NULL) {
-			/* Same content delivered under the old UIDVALIDITY: the
-			   entry moves to the new key. */
-			if ((rc = journal_delivered(env->journal, e, old->luv, old->luid)) != 0 ||
-			    (rc = journal_forget(env->journal, old)) != 0) {
+		if (old != NULL || luid != 0) {
+			/* Same content delivered under the old UIDVALIDITY (the
+			   entry moves to the new key), or already local. */
+			rc = old != NULL ? journal_delivered(env->journal, e, old->luv, old->luid)
+				: journal_delivered(env->journal, e, pool->luv, luid);
+			if (rc == 0 && old != NULL)
+				rc = journal_forget(env->journal, old);
+			if (rc != 0) {
 				rc = sync_journal_failed(env, rc);
 				goto out;
 			}

@@ -14,10 +14,12 @@
 /* Copy the remote messages uids[0..n) (n <= COPY_BATCH) of fp to its
    local folder.  A message matching an entry of stale (recorded under an
    earlier remote UIDVALIDITY) is not copied again: its entry moves to
-   the new key.  Returns 0 or an exit code; a message refused alone is
+   the new key; nor is one whose content an unclaimed message of pool
+   has (may be NULL; the pool's folder must be the selected one).  Returns 0 or an exit code; a message refused alone is
    skipped and recorded (counts->skipped), one the remote answered badly
    for is left and counted in env->protocol_errors. */
 int copy_batch(struct sync_env *env, const struct folder_pair *fp, const uint32_t *uids,
-	       size_t n, struct stale_set *stale, struct sync_counts *counts);
+	       size_t n, struct stale_set *stale, struct local_pool *pool,
+	       struct sync_counts *counts);
 
 #endif

@@ -106,7 +106,9 @@ int imap_status(struct imap_client *c, const char *mailbox,
 	char *q = imap_quote(mailbox);
 
 	memset(box_r, 0, sizeof(*box_r));
-	imap_cmd_text(cmd, "STATUS %s (MESSAGES UIDNEXT UIDVALIDITY)", q);
+	/* HIGHESTMODSEQ: an unchanged folder is skipped on its word. */
+	imap_cmd_text(cmd, "STATUS %s (MESSAGES UIDNEXT UIDVALIDITY%s)", q,
+		      imap_client_has_cap(c, CAP_CONDSTORE) ? " HIGHESTMODSEQ" : "");
 	free(q);
 	cmd->untagged = status_untagged;
 	cmd->ctx = box_r;

@@ -226,6 +226,19 @@ const struct ini_entry *ini_find(const struct ini *ini, const char *section,
 	return NULL;
 }
 
+const struct ini_entry *ini_find_next(const struct ini *ini,
+				      const struct ini_entry *e)
+{
+	for (size_t i = (size_t)(e - ini->entries) + 1; i < ini->n_entries; i++) {
+		const struct ini_entry *n = &ini->entries[i];
+
+		if (strcmp(n->section, e->section) == 0 &&
+		    strcmp(n->key, e->key) == 0)
+			return n;
+	}
+	return NULL;
+}
+
 const struct ini_entry *ini_entries(const struct ini *ini, size_t *count_r)
 {
 	*count_r = ini->n_entries;
@@ -427,8 +440,10 @@ static void scan_entry(struct scan *s, char *line)
 	} else if (s->spec != NULL) {
 		const char *section = s->spec->name;
 		const struct ini_entry *dup = ini_find(s->ini, section, key);
+		bool list = s->spec->list_keys != NULL &&
+			str_in_list(key, s->spec->list_keys);
 
-		if (dup != NULL) {
+		if (dup != NULL && !list) {
 			ini_report_add(s->r, s->lineno, key,
 				       "duplicate key (first on line %u)",
 				       dup->line);
@@ -451,6 +466,7 @@ static void scan_entry(struct scan *s, char *line)
 			e->key = xstrdup(key);
 			e->value = xstrdup(value);
 			e->line = s->lineno;
+			e->list = list;
 		}
 	}
 	/* keys of an unknown or malformed section: already reported */
@@ -600,6 +616,9 @@ static void second_reader(struct ini *ini, const char *path,
 		const struct ini_entry *e = &ini->entries[i];
 		const char *v = dict_value(ini, e);
 
+		/* iniparser holds the last value of a list key only */
+		if (e->list && ini_find_next(ini, e) != NULL)
+			continue;
 		if (v == NULL || strcmp(v, e->value) != 0) {
 			ini_report_add(r, e->line, e->key,
 				       "value is read differently by the INI reader; "
@@ -642,7 +661,7 @@ const char *ini_value(const struct ini *ini, const struct ini_entry *e)
 {
 	const char *v;
 
-	if (ini->dict != NULL && (v = dict_value(ini, e)) != NULL)
+	if (!e->list && ini->dict != NULL && (v = dict_value(ini, e)) != NULL)
 		return v;
 	return e->value;
 }

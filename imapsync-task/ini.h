@@ -16,6 +16,9 @@
  *  - iniparser supplies the values.  Its value of every key is compared
  *    with the scanner's; they cannot differ for a file the scanner
  *    accepts, and if they ever did, that key is refused rather than used.
+ *    A list key (one the schema lets repeat) is the exception: iniparser
+ *    keeps only its last value, so that one is compared and the
+ *    scanner's values are used.
  *
  * When the scanner already found errors iniparser usually refuses the file
  * as well; the scanner's values are then used so that every remaining
@@ -65,6 +68,9 @@ struct ini_section_spec {
 	const char *name;               /* lowercase */
 	const char *const *keys;        /* lowercase, NULL-terminated */
 	bool required;
+	/* List keys (also in keys), NULL-terminated, or NULL: they may
+	   appear several times, one value each (ini_find_next()). */
+	const char *const *list_keys;
 };
 
 struct ini_schema {
@@ -81,6 +87,7 @@ struct ini_entry {
 	char *key;
 	char *value;            /* as the scanner read it: use ini_value() */
 	unsigned line;
+	bool list;              /* of a list key */
 };
 
 struct ini;
@@ -101,10 +108,15 @@ void ini_free(struct ini **ini);
 
 /* The line of [section], 0 if the file has none. */
 unsigned ini_section_line(const struct ini *ini, const char *section);
-/* The entry of section.key, NULL if absent. */
+/* The entry of section.key, NULL if absent; for a list key the first. */
 const struct ini_entry *ini_find(const struct ini *ini, const char *section,
 				 const char *key);
-/* The entry's value: iniparser's when it accepted the file. */
+/* The next entry of the same list key after e (file order), or NULL. */
+const struct ini_entry *ini_find_next(const struct ini *ini,
+				      const struct ini_entry *e);
+/* The entry's value: iniparser's when it accepted the file (it keeps
+   only the last value of a list key: the scanner's are used then, and
+   the last one was compared with iniparser's). */
 const char *ini_value(const struct ini *ini, const struct ini_entry *e);
 /* Every accepted entry, in file order. */
 const struct ini_entry *ini_entries(const struct ini *ini, size_t *count_r);

@@ -337,8 +337,10 @@ static int check_owner(struct journal *j, const char *path, const char *line)
 		return data_error(j, path, "malformed owner line");
 	bool ok = j->owner == NULL || strcmp(owner, "-") == 0 || strcmp(owner, j->owner) == 0;
 	if (!ok) {
+		/* Named as written (%-escaped): one line, whatever it holds. */
 		char what[600];
-		snprintf(what, sizeof(what), "written for %.250s, not for %.250s", owner, j->owner);
+		snprintf(what, sizeof(what), "written for %.250s, not for %.250s", line + 6,
+			 j->owner);
 		free(owner);
 		return data_error(j, path, what);
 	}

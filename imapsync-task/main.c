@@ -161,6 +161,15 @@ static void touch_lock(void *ctx)
 		runlog_touch(run_lock_fd);
 }
 
+/* Every folder mode copies with APPEND; LMTP and Sieve deliver into the
+   INBOX, so they go with folders = inbox only. */
+static bool mode_supported(const struct task *t, const char **why_r)
+{
+	*why_r = "delivery = lmtp and delivery = sieve deliver into the INBOX: "
+		 "with folders = all or all-except use delivery = append";
+	return t->folders == FOLDERS_INBOX || t->delivery == DELIVERY_APPEND;
+}
+
 static struct session_opts session_opts_of(const struct options *o, const char *spool)
 {
 	return (struct session_opts){ .timeout_ms = o->timeout_ms, .trace = o->verbose >= 2,
@@ -240,7 +249,8 @@ static int run_sync(const struct options *o, struct task *t, struct local_config
 				    err, sizeof(err))) != 0) {
 			log_warnx("%s", err);
 		} else {
-			rc = sync_inbox(&env, counts);
+			rc = t->folders == FOLDERS_INBOX ? sync_inbox(&env, counts)
+				: sync_folders(&env, counts);
 			if (rc != 0)
 				log_warnx("%s", env.error);
 		}
@@ -287,11 +297,11 @@ static int cmd_run(const struct options *o, int argc, char **argv)
 		log_summary(argv[0], &counts, elapsed(&t0), rc);
 		return rc;
 	}
-	if (t->folders != FOLDERS_INBOX) {
+	const char *why;
+	if (!mode_supported(t, &why)) {
 		/* Refused before any lock, state or connection, as check
 		   refuses it: no server sees a login for a task we cannot run. */
-		log_warnx("folders = %s is not supported by this version yet",
-			  folder_mode_name(t->folders));
+		log_warnx("%s", why);
 		rc = EXIT_CONFIG;
 		log_summary(t->name, &counts, elapsed(&t0), rc);
 		goto out;
@@ -387,11 +397,11 @@ static int cmd_check(const struct options *o, int argc, char **argv)
 			worst = EXIT_CONFIG;
 			continue;
 		}
-		if (t->folders != FOLDERS_INBOX) {
-			/* Valid syntax, but this version cannot run it: say so
-			   now rather than at every timer run. */
-			fprintf(stderr, "%s: folders = %s is not supported by this version yet\n",
-				t->path, folder_mode_name(t->folders));
+		const char *why;
+		if (!mode_supported(t, &why)) {
+			/* Valid syntax, but it cannot run: say so now rather
+			   than at every timer run. */
+			fprintf(stderr, "%s: %s\n", t->path, why);
 			worst = EXIT_CONFIG;
 			task_free(&t);
 			continue;

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "imap_cmds.h"
 #include "journal.h"
 #include "msgbody.h"
 
@@ -36,5 +37,31 @@ void stale_collect(struct journal *j, const char *mbox, uint32_t ruv, struct sta
    or NULL. */
 struct jentry *stale_claim(struct stale_set *s, uint64_t size, uint64_t hash);
 void stale_free(struct stale_set *s);
+
+/* The messages of a local folder that no journal entry claims: where
+   there is no mapping (a first run into a folder that already holds
+   some of the mail, a lost state directory), a remote message with the
+   same content as one of them is matched to it, one to one, instead of
+   being copied again. */
+struct local_pool {
+	uint32_t luv;            /* the local folder's UIDVALIDITY */
+	struct uid_list uids;
+	uint64_t *sizes;
+	bool *taken;
+	struct jentry *ids;      /* each body's hashes once fetched
+	                            (state != 0) */
+	size_t cap;
+};
+/* EXAMINE the local folder (it stays selected for local_pool_claim) and
+   list its messages, less those entries of mbox already claim.  0, or
+   the failing command's exit code with res set. */
+int local_pool_load(struct imap_client *local, const char *local_name,
+		    struct journal *j, const char *mbox, struct local_pool *p,
+		    struct imap_result *res);
+/* The local UID of an unclaimed message whose content is want's (then
+   claimed), 0 if none; -1 when a FETCH failed (res set). */
+int64_t local_pool_claim(struct imap_client *local, struct local_pool *p,
+			 const struct jentry *want, struct imap_result *res);
+void local_pool_free(struct local_pool *p);
 
 #endif

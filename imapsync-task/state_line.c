@@ -1,6 +1,7 @@
 /* state_line.c - the text of one state line (see state_line.h). */
 #include "config.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,51 +119,84 @@ static bool parse_flags(const char *tok, char **flags_r)
 	return sline_get_name(tok, flags_r);
 }
 
+/* Split line in place at single spaces: at most max tokens.  Returns
+   their number, or -1 when there are more, or an empty one. */
+static int split(char *line, char **tok, int max)
+{
+	int n = 0;
+
+	for (char *p = line;;) {
+		if (n == max || *p == '\0' || *p == ' ')
+			return -1;
+		tok[n++] = p;
+		p += strcspn(p, " ");
+		if (*p == '\0')
+			return n;
+		*p++ = '\0';
+	}
+}
+
+/* A whole token as a number of at most max: decimal, or hex. */
+static bool number(const char *tok, bool hex, uint64_t max, uint64_t *v_r)
+{
+	uint64_t v = 0;
+
+	if (*tok == '\0' || strlen(tok) > (hex ? 16 : 20))
+		return false;
+	for (const char *p = tok; *p != '\0'; p++) {
+		int d = hex ? hexval(*p) : (*p >= '0' && *p <= '9' ? *p - '0' : -1);
+		if (d < 0 || (!hex && v > (UINT64_MAX - (uint64_t)d) / 10))
+			return false;
+		v = hex ? v << 4 | (uint64_t)d : v * 10 + (uint64_t)d;
+	}
+	*v_r = v;
+	return v <= max;
+}
+
+static bool u32(const char *tok, uint32_t *v_r)
+{
+	uint64_t v;
+
+	if (!number(tok, false, UINT32_MAX, &v))
+		return false;
+	*v_r = (uint32_t)v;
+	return true;
+}
+
+/* No field has a fixed length: a folder name of any length that
+   sline_format() wrote is read back. */
 bool sline_parse(char *line, bool legacy, struct sline *l)
 {
-	char name[4096], flags[4096];
-	unsigned ruv, ruid, luv, luid, luidnext;
-	unsigned long long size, hash, chash = 0, clen = 0;
+	char *tok[13];
 	int n;
 
 	memset(l, 0, sizeof(*l));
 	if (!legacy && !take_check(line))
 		return false;
-	if (!legacy && line[0] == 'R') {
-		unsigned long long modseq;
-		if (sscanf(line, "R %4095s %u %u %u %llu%n", name, &ruv, &luv, &luid, &modseq,
-			   &n) != 5 || line[n] != '\0' || !sline_get_name(name, &l->mbox))
+	n = split(line, tok, 13);
+	if (n < 2 || strlen(tok[0]) != 1)
+		return false;
+	l->letter = tok[0][0];
+	if (!legacy && l->letter == 'R') {
+		if (n != 6 || !u32(tok[2], &l->ruv) || !u32(tok[3], &l->luv) ||
+		    !u32(tok[4], &l->maxuid) || !number(tok[5], false, UINT64_MAX, &l->modseq) ||
+		    !sline_get_name(tok[1], &l->mbox))
 			return false;
-		l->letter = 'R';
-		l->ruv = ruv;
-		l->luv = luv;
-		l->maxuid = luid;
-		l->modseq = modseq;
 		return true;
 	}
-	if (legacy) {
-		if (sscanf(line, "%c %4095s %u %u %llu %llx %u %u %u%n", &l->letter, name, &ruv,
-			   &ruid, &size, &hash, &luv, &luid, &luidnext, &n) != 9 || line[n] != '\0')
-			return false;
-	} else if (sscanf(line, "%c %4095s %u %u %llu %llx %u %u %u %llx %llu %4095s%n",
-			  &l->letter, name, &ruv, &ruid, &size, &hash, &luv, &luid, &luidnext,
-			  &chash, &clen, flags, &n) != 12 || line[n] != '\0' ||
-		   !parse_flags(flags, &l->flags)) {
+	if (n != (legacy ? 9 : 12) || strchr("IDSXKfFAB", l->letter) == NULL ||
+	    !u32(tok[2], &l->ruv) || !u32(tok[3], &l->ruid) ||
+	    !number(tok[4], false, UINT64_MAX, &l->size) ||
+	    !number(tok[5], true, UINT64_MAX, &l->hash) || !u32(tok[6], &l->luv) ||
+	    !u32(tok[7], &l->luid) || !u32(tok[8], &l->luidnext))
 		return false;
-	}
-	if (l->letter == '\0' || strchr("IDSXKfFAB", l->letter) == NULL ||
-	    !sline_get_name(name, &l->mbox)) {
+	if (!legacy && (!number(tok[9], true, UINT64_MAX, &l->chash) ||
+			!number(tok[10], false, UINT64_MAX, &l->clen) ||
+			!parse_flags(tok[11], &l->flags)))
+		return false;
+	if (!sline_get_name(tok[1], &l->mbox)) {
 		sline_free(l);
 		return false;
 	}
-	l->ruv = ruv;
-	l->ruid = ruid;
-	l->size = size;
-	l->hash = hash;
-	l->luv = luv;
-	l->luid = luid;
-	l->luidnext = luidnext;
-	l->chash = chash;
-	l->clen = clen;
 	return true;
 }

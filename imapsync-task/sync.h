@@ -85,5 +85,7 @@ int cmp_entry_ruid(const void *a, const void *b);
 
 /* INBOX-only retrieval (sync_inbox.c).  Returns an exit code. */
 int sync_inbox(struct sync_env *env, struct sync_counts *counts);
+/* The all-folders migration (sync_folders.c).  Returns an exit code. */
+int sync_folders(struct sync_env *env, struct sync_counts *counts);
 
 #endif

@@ -298,7 +298,7 @@ static int copy_candidates(struct sync_env *env, const struct folder_pair *fp,
 		if (env->stop != NULL && *env->stop)
 			return sync_fail(env, EXIT_TEMPFAIL, "stopped by a signal; the next run resumes");
 		size_t k = cand->count - i < COPY_BATCH ? cand->count - i : COPY_BATCH;
-		rc = copy_batch(env, fp, cand->uids + i, k, stale, counts);
+		rc = copy_batch(env, fp, cand->uids + i, k, stale, NULL, counts);
 		if (rc == 0)
 			rc = mark_delivered_seen(env, fp);
 		else if (!imap_client_failed(env->remote, NULL) &&

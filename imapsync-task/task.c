@@ -2,7 +2,7 @@
  *
  * The schema of both files: which sections and keys there are, what
  * each value may be, the defaults.  Reading the files is ini.c's job,
- * compiling the exclude pattern exclude.c's, time spans timespan.c's;
+ * compiling the exclude patterns exclude.c's, time spans timespan.c's;
  * every error goes into the file's report as "FILE:LINE: key: reason".
  *
  * Nothing here reads a password: the password files are only checked for
@@ -67,22 +67,24 @@ static const char *const local_keys[] = {
 	"master_password_file", "ca_file", "tls_verify", "lmtp", NULL
 };
 static const struct ini_section_spec local_sections[] = {
-	{ "local", local_keys, false },
-	{ NULL, NULL, false }
+	{ "local", local_keys, false, NULL },
+	{ NULL, NULL, false, NULL }
 };
 
 static const char *const task_keys[] = {
 	"local_user", "folders", "exclude", "delete",
 	"delete_older_than_days", "delivery", "interval", NULL
 };
+/* Keys that may appear once per value. */
+static const char *const task_list_keys[] = { "exclude", NULL };
 static const char *const remote_keys[] = {
 	"host", "port", "security", "user", "password_file", "ca_file",
 	"tls_verify", NULL
 };
 static const struct ini_section_spec task_sections[] = {
-	{ "task", task_keys, true },
-	{ "remote", remote_keys, true },
-	{ NULL, NULL, false }
+	{ "task", task_keys, true, task_list_keys },
+	{ "remote", remote_keys, true, NULL },
+	{ NULL, NULL, false, NULL }
 };
 
 /* A key that looks like it holds a secret.  Such a value is never echoed,
@@ -575,7 +577,7 @@ static char read_master_separator(const char *config_dir)
 	return sep;
 }
 
-/* The exclude pattern, compiled (NULL after reporting why not). */
+/* An exclude pattern, compiled (NULL after reporting why not). */
 static struct exclude *compile_exclude(struct loader *l,
 				       const struct ini_entry *e,
 				       const char *pattern)
@@ -591,10 +593,48 @@ static struct exclude *compile_exclude(struct loader *l,
 	return ex;
 }
 
+/* The exclude lines: one pattern each (a list key).  Each is compiled
+   whenever it is there, so that a broken one is reported even next to
+   another error; they are kept with folders = all-except only. */
+static void parse_excludes(struct loader *l, struct task *t, bool folders_ok)
+{
+	bool except = folders_ok && t->folders == FOLDERS_ALL_EXCEPT;
+	const struct ini_entry *e = ini_find(l->ini, "task", "exclude");
+	size_t n = 0;
+
+	if (e == NULL && except)
+		ini_report_add(&l->rep, section_line(l, "task"), "exclude",
+			       "required key is missing (folders = all-except "
+			       "needs it)");
+	for (; e != NULL; e = ini_find_next(l->ini, e)) {
+		const char *v = ini_value(l->ini, e);
+		struct exclude *ex = *v != '\0' ? compile_exclude(l, e, v) : NULL;
+
+		if (except && *v == '\0')
+			ini_report_add(&l->rep, e->line, e->key,
+				       "must not be empty with folders = all-except");
+		else if (!except && folders_ok)
+			ini_report_add(&l->rep, e->line, e->key,
+				       "only valid with folders = all-except "
+				       "(folders is %s)", folder_mode_name(t->folders));
+		if (ex == NULL || !except) {
+			exclude_free(&ex);
+			continue;
+		}
+		t->exclude = xreallocarray(t->exclude, n + 2, sizeof(*t->exclude));
+		t->exclude_re = xreallocarray(t->exclude_re, n + 2,
+					      sizeof(*t->exclude_re));
+		t->exclude[n] = xstrdup(v);
+		t->exclude_re[n++] = ex;
+		t->exclude[n] = NULL;
+		t->exclude_re[n] = NULL;
+	}
+}
+
 static void parse_task_section(struct loader *l, struct task *t, char sep)
 {
-	const struct ini_entry *e, *e_exclude, *e_days;
-	const char *v, *v_exclude, *v_days;
+	const struct ini_entry *e, *e_days;
+	const char *v, *v_days;
 	int idx;
 	uint64_t n;
 
@@ -617,28 +657,7 @@ static void parse_task_section(struct loader *l, struct task *t, char sep)
 	if (folders_ok)
 		t->folders = (enum folder_mode)idx;
 
-	/* The pattern is compiled whenever it is there, so that a broken
-	   one is reported even next to another error. */
-	e_exclude = get(l, "task", "exclude", &v_exclude);
-	if (e_exclude != NULL && *v_exclude != '\0')
-		t->exclude_re = compile_exclude(l, e_exclude, v_exclude);
-	if (folders_ok && t->folders == FOLDERS_ALL_EXCEPT) {
-		if (e_exclude == NULL) {
-			ini_report_add(&l->rep, section_line(l, "task"), "exclude",
-				       "required key is missing (folders = all-except "
-				       "needs it)");
-		} else if (*v_exclude == '\0') {
-			ini_report_add(&l->rep, e_exclude->line, e_exclude->key,
-				       "must not be empty with folders = all-except");
-		} else if (t->exclude_re != NULL) {
-			t->exclude = xcalloc(2, sizeof(*t->exclude));
-			t->exclude[0] = xstrdup(v_exclude);
-		}
-	} else if (e_exclude != NULL && folders_ok) {
-		ini_report_add(&l->rep, e_exclude->line, e_exclude->key,
-			       "only valid with folders = all-except (folders is %s)",
-			       folder_mode_name(t->folders));
-	}
+	parse_excludes(l, t, folders_ok);
 
 	t->delete_mode = DELETE_NEVER;
 	idx = get_enum(l, "task", "delete", delete_names, DELETE_NEVER, NULL);
@@ -745,12 +764,12 @@ void task_free(struct task **tp)
 	free(t->name);
 	free(t->path);
 	free(t->local_user);
-	if (t->exclude != NULL) {
-		for (size_t i = 0; t->exclude[i] != NULL; i++)
-			free(t->exclude[i]);
-		free(t->exclude);
+	for (size_t i = 0; t->exclude != NULL && t->exclude[i] != NULL; i++) {
+		free(t->exclude[i]);
+		exclude_free(&t->exclude_re[i]);
 	}
-	exclude_free(&t->exclude_re);
+	free(t->exclude);
+	free(t->exclude_re);
 	free(t->interval);
 	free(t->remote.host);
 	free(t->remote.ca_file);
@@ -812,13 +831,29 @@ struct task *task_load_with(const char *config_dir, const char *name,
 	return t;
 }
 
+const char *task_folder_exclude_match(const struct task *t,
+				      const char *utf8_name, int *err_r)
+{
+	int err;
+
+	*err_r = 0;
+	if (t->folders != FOLDERS_ALL_EXCEPT || t->exclude_re == NULL)
+		return NULL;
+	for (size_t i = 0; t->exclude_re[i] != NULL; i++) {
+		if (exclude_match(t->exclude_re[i], utf8_name, &err)) {
+			*err_r = 0;
+			return t->exclude[i];
+		}
+		if (err != 0 && *err_r == 0)
+			*err_r = err;
+	}
+	return NULL;
+}
+
 bool task_folder_excluded(const struct task *t, const char *utf8_name,
 			  int *err_r)
 {
-	*err_r = 0;
-	if (t->folders != FOLDERS_ALL_EXCEPT || t->exclude_re == NULL)
-		return false;
-	return exclude_match(t->exclude_re, utf8_name, err_r);
+	return task_folder_exclude_match(t, utf8_name, err_r) != NULL;
 }
 
 void task_match_strerror(int err, char *buf, size_t size)

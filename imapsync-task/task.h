@@ -42,8 +42,10 @@ struct task {
 	char *path;             /* tasks/NAME.ini */
 	char *local_user;
 	enum folder_mode folders;
-	char **exclude;         /* NULL-terminated PCRE2 patterns (all-except) */
-	struct exclude *exclude_re; /* opaque: compiled exclude (exclude.h) */
+	char **exclude;         /* NULL-terminated PCRE2 patterns (all-except),
+				   one per exclude line, in file order */
+	struct exclude **exclude_re; /* the same compiled, NULL-terminated
+					(opaque: exclude.h) */
 	enum delete_mode delete_mode;
 	unsigned delete_older_than_days;
 	enum delivery_mode delivery;
@@ -84,14 +86,20 @@ char **task_list_names(const char *config_dir);
 void task_names_free(char ***names);
 
 /* Is the remote folder utf8_name (UTF-8, '/' as hierarchy separator)
-   excluded by the task's exclude pattern?  Only folders = all-except
-   excludes anything.  Matching runs under PCRE2 match/depth/heap limits:
-   when a limit is hit (or matching fails otherwise) it returns false and
-   sets *err_r to the negative PCRE2 error code -- count it as an error of
-   that folder; otherwise *err_r is 0.  Invalid UTF-8 in utf8_name is no
-   error (it simply does not match where it is invalid). */
+   excluded by the task's exclude patterns, that is, does any of them
+   match it?  Only folders = all-except excludes anything.  Matching runs
+   under PCRE2 match/depth/heap limits: when no pattern matches and a
+   limit was hit (or matching failed otherwise) for one of them, it
+   returns false and sets *err_r to the negative PCRE2 error code -- count
+   it as an error of that folder; otherwise *err_r is 0.  Invalid UTF-8 in
+   utf8_name is no error (it simply does not match where it is
+   invalid). */
 bool task_folder_excluded(const struct task *t, const char *utf8_name,
 			  int *err_r);
+/* The same, returning the first pattern that matches (for a log line),
+   or NULL. */
+const char *task_folder_exclude_match(const struct task *t,
+				      const char *utf8_name, int *err_r);
 /* Describe an *err_r of task_folder_excluded() for a log line. */
 void task_match_strerror(int err, char *buf, size_t size);
 

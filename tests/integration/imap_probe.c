@@ -78,6 +78,8 @@ static struct imap_client *open_side(const char *prefix)
 		log_register_secret(pw);
 		rc = imap_login(c, env(prefix, "USER", "nobody"), pw, env(prefix, "MASTER", NULL),
 				'*', err, sizeof(err));
+		/* Redaction keeps a pointer to a registered secret. */
+		log_forget_secret(pw);
 		explicit_wipe(pw, strlen(pw));
 		free(pw);
 	}

@@ -419,16 +419,17 @@ def main():
                    f"connection {how} during the STARTTLS handshake: exit 75, not 76", output(r))
             tap.ok(b"AUTHENTICATE" not in fake.received.upper(), "  no credential was sent")
 
-        # --- 14: run refuses folders = all before any connection.
+        # --- 14: run refuses a mode it cannot run before any connection
+        # (folders = all copies with APPEND: delivery = lmtp is refused).
         remote_fake = FakeServer(greeting(), basic)
         local_fake = FakeServer(greeting(), basic)
         try:
-            r, _ = case(pair, "foldersall", remote_fake, folders="all",
+            r, _ = case(pair, "foldersall", remote_fake, folders="all\ndelivery = lmtp",
                         local_port=local_fake.port)
         finally:
             local_fake.stop()
-        tap.ok(r.returncode == 78 and "not supported" in output(r),
-               "run with folders = all: exit 78", output(r))
+        tap.ok(r.returncode == 78 and "delivery" in output(r),
+               "run with folders = all and delivery = lmtp: exit 78", output(r))
         tap.ok(remote_fake.connections == 0 and local_fake.connections == 0,
                "  and neither server saw a connection",
                f"remote {remote_fake.connections}, local {local_fake.connections}: "

@@ -22,10 +22,11 @@ static char *path;              /* the file each case writes */
 
 static const char *const a_keys[] = { "name", "port", "list", NULL };
 static const char *const b_keys[] = { "x", "y.z", "with-dash", NULL };
+static const char *const b_list_keys[] = { "x", NULL };
 static const struct ini_section_spec sections[] = {
-	{ "a", a_keys, true },
-	{ "b", b_keys, false },
-	{ NULL, NULL, false },
+	{ "a", a_keys, true, NULL },
+	{ "b", b_keys, false, b_list_keys },
+	{ NULL, NULL, false, NULL },
 };
 
 static const char *refuse_token(const char *key)
@@ -216,6 +217,45 @@ static void test_duplicates(void)
 	ini_free(&ini);
 }
 
+/* A list key: once per value, each read as any other value. */
+static void test_list_keys(void)
+{
+	struct ini *ini;
+	const struct ini_entry *e;
+	const char *want[] = { "Posta inviata", "^(A;B|C#D)$", "it's",
+			       "Entw\xc3\xbcrfe", "" };
+	size_t n = 0;
+	bool same = true;
+
+	ok(loads_with(&ini, "[a]\n"                           /* 1 */
+		      "name = n\n"                             /* 2 */
+		      "[b]\n"                                  /* 3 */
+		      "x = Posta inviata   ; a comment\n"      /* 4 */
+		      "y.z = 1\n"                              /* 5 */
+		      "X = \"^(A;B|C#D)$\" # quoted\n"          /* 6 */
+		      "x = \"it's\"\n"                          /* 7 */
+		      "x = Entw\xc3\xbcrfe\n"                    /* 8 */
+		      "x = \"\"\n",                              /* 9 */
+		      ""), "a list key may repeat");
+	for (e = ini != NULL ? ini_find(ini, "b", "x") : NULL; e != NULL;
+	     e = ini_find_next(ini, e)) {
+		if (n >= N_ELEMENTS(want) || strcmp(ini_value(ini, e), want[n]) != 0)
+			same = false;
+		n++;
+	}
+	ok(same && n == N_ELEMENTS(want),
+	   "every value of the list key, in file order (%zu)", n);
+	ok(ini != NULL && ini_find_next(ini, ini_find(ini, "b", "y.z")) == NULL &&
+	   line_of(ini, "b", "x") == 4, "ini_find gives the first; a plain key "
+	   "has no next");
+	ini_free(&ini);
+
+	ok(loads_with(&ini, "[a]\nname = n\n[b]\nx = 1\ny.z = 1\ny.z = 2\n",
+		      "@:6: y.z: duplicate key (first on line 5)\n"),
+	   "another key of the section still appears once");
+	ini_free(&ini);
+}
+
 static void test_schema(void)
 {
 	struct ini *ini;
@@ -392,6 +432,7 @@ int main(void)
 
 	test_valid();
 	test_duplicates();
+	test_list_keys();
 	test_schema();
 	test_broken();
 	test_files();

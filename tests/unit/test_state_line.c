@@ -93,9 +93,30 @@ static void test_damage(void)
 	ok(!sline_parse(v1b, false, &out), "and refused as version 2");
 }
 
+/* Found by fuzz_journal: a name whose escaped form passed a fixed
+   4095-byte field was written but could not be read back. */
+static void test_long_name(void)
+{
+	char *name = xmalloc(5001);
+	struct sline in = { .letter = 'S', .ruv = 1, .ruid = 2 }, out;
+
+	memset(name, ' ', 5000);
+	name[5000] = '\0';
+	in.mbox = name;
+	char *text = format(&in);
+	text[strlen(text) - 1] = '\0';
+	ok(strlen(text) > 15000, "a 5000-byte name of spaces escapes to 15000 bytes");
+	ok(sline_parse(text, false, &out) && strcmp(out.mbox, name) == 0,
+	   "and reads back whole");
+	sline_free(&out);
+	free(text);
+	free(name);
+}
+
 int main(void)
 {
 	test_roundtrip();
+	test_long_name();
 	test_damage();
 	return tap_done();
 }

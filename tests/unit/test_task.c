@@ -85,6 +85,11 @@ static bool errs_contain(const char *needle)
 	return false;
 }
 
+static bool str_eq_or(const char *a, const char *b)
+{
+	return a != NULL && strcmp(a, b) == 0;
+}
+
 /* ---- files ------------------------------------------------------------ */
 
 static void write_file(const char *path, const char *content, mode_t mode)
@@ -714,6 +719,87 @@ static void test_task_errors(void)
 	   "quoted value keeps ';' and '#'; inline comments are stripped");
 	if (t == NULL)
 		errs_dump();
+	task_free(&t);
+
+	/* exclude is a list key: one pattern per line, any of them excludes */
+	t = load_t("[task]\nlocal_user = u\ninterval = 1h\nfolders = all-except\n"
+		   "exclude = Posta inviata\n"
+		   "exclude = \"^C#$\"   # a '#' needs quotes\n"
+		   "exclude = ^Entw\xc3\xbcrfe$\n"
+		   "exclude = '^say \"hi\"$'\n"
+		   "exclude = ^Archive$\n"
+		   "exclude = ^Old(/|$)\n"
+		   "exclude = \"^Lists/(announce|old;2019)\"\n"
+		   GOOD_REMOTE);
+	ok(t != NULL && t->exclude != NULL &&
+	   strcmp(t->exclude[0], "Posta inviata") == 0 &&
+	   strcmp(t->exclude[1], "^C#$") == 0 &&
+	   strcmp(t->exclude[2], "^Entw\xc3\xbcrfe$") == 0 &&
+	   strcmp(t->exclude[3], "^say \"hi\"$") == 0 &&
+	   strcmp(t->exclude[6], "^Lists/(announce|old;2019)") == 0 &&
+	   t->exclude[7] == NULL && t->exclude_re != NULL &&
+	   t->exclude_re[6] != NULL && t->exclude_re[7] == NULL,
+	   "several exclude lines: seven patterns, in file order");
+	if (t == NULL)
+		errs_dump();
+	if (t != NULL) {
+		ok(task_folder_excluded(t, "Posta inviata", &err) && err == 0 &&
+		   task_folder_excluded(t, "C#", &err) && err == 0 &&
+		   task_folder_excluded(t, "Entw\xc3\xbcrfe", &err) && err == 0 &&
+		   task_folder_excluded(t, "say \"hi\"", &err) && err == 0 &&
+		   task_folder_excluded(t, "Lists/old;2019", &err) && err == 0,
+		   "a space, '#', non-ASCII, quotes, ';': each pattern matches");
+		ok(!task_folder_excluded(t, "Posta", &err) && err == 0 &&
+		   !task_folder_excluded(t, "C", &err) && err == 0 &&
+		   !task_folder_excluded(t, "Entwurfe", &err) && err == 0 &&
+		   !task_folder_excluded(t, "INBOX", &err) && err == 0,
+		   "nothing else is excluded");
+		ok(task_folder_excluded(t, "Archive", &err) &&
+		   !task_folder_excluded(t, "Archive/2023", &err) &&
+		   task_folder_excluded(t, "Old", &err) &&
+		   task_folder_excluded(t, "Old/2019", &err) &&
+		   !task_folder_excluded(t, "Older", &err),
+		   "^Archive$ leaves Archive/2023 in; ^Old(/|$) takes both out");
+		ok(str_eq_or(task_folder_exclude_match(t, "Old/2019", &err),
+			     "^Old(/|$)") &&
+		   task_folder_exclude_match(t, "Sent", &err) == NULL && err == 0,
+		   "task_folder_exclude_match names the pattern");
+	}
+	task_free(&t);
+	ok(load_fails("[task]\nlocal_user = u\ninterval = 1h\nfolders = all-except\n"
+		      "exclude = ^Junk$\nexclude = ^(Trash\nexclude = \"\"\n"
+		      "exclude = ok\n" GOOD_REMOTE) &&
+	   has_err("%s:6: exclude: invalid regular expression at offset 7: "
+		   "missing closing parenthesis", p) &&
+	   has_err("%s:7: exclude: must not be empty with folders = all-except",
+		   p) && errs.n == 2,
+	   "each exclude line is checked on its own, at its line");
+	ok(load_fails("[task]\nlocal_user = u\ninterval = 1h\n"
+		      "exclude = a\nexclude = b\n" GOOD_REMOTE) &&
+	   has_err("%s:4: exclude: only valid with folders = all-except "
+		   "(folders is inbox)", p) &&
+	   has_err("%s:5: exclude: only valid with folders = all-except "
+		   "(folders is inbox)", p), "every exclude line without all-except");
+	ok(load_fails("[task]\nlocal_user = u\ninterval = 1h\ninterval = 2h\n"
+		      GOOD_REMOTE) &&
+	   has_err("%s:4: interval: duplicate key (first on line 3)", p),
+	   "other keys still appear once");
+
+	/* catastrophic backtracking: loads, then hits the limit quickly */
+	t = load_t("[task]\nlocal_user = u\ninterval = 1h\nfolders = all-except\n"
+		   "exclude = (a+)+$\n"
+		   "exclude = !$\n" GOOD_REMOTE);
+	ok(t != NULL, "a pathological pattern next to a sane one loads");
+	if (t != NULL) {
+		ok(task_folder_excluded(t, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!", &err) &&
+		   err == 0, "the first pattern hits a limit, the second matches: "
+		   "excluded, no error");
+		bool ex = task_folder_excluded(t, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!x",
+					       &err);
+
+		ok(!ex && err != 0, "no match and a limit hit: an error (err %d)",
+		   err);
+	}
 	task_free(&t);
 
 	/* catastrophic backtracking: loads, then hits the limit quickly */
