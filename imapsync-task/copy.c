@@ -13,8 +13,10 @@
 #include <string.h>
 
 #include "copy.h"
+#include "dry_run.h"
 #include "exitcode.h"
 #include "log.h"
+#include "progress.h"
 #include "util.h"
 
 struct batch_msg {
@@ -382,11 +384,13 @@ int copy_batch(struct sync_env *env, const struct folder_pair *fp, const uint32_
 	struct imap_mailbox lbox = { 0 };
 	struct imap_result res;
 	size_t ntodo = 0;
+	uint64_t bytes_before = counts->bytes;
 	int rc;
 
 	for (size_t i = 0; i < n; i++)
 		b.msgs[i].uid = uids[i];
 	char *set = uid_list_to_set(uids, n);
+	log_debug("batch: fetching %zu message(s) of %s, UID %s", n, fp->remote, set);
 	rc = imap_uid_fetch(env->remote, set, "FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[]",
 			    batch_fetch_cb, &b, &res);
 	free(set);
@@ -414,7 +418,9 @@ int copy_batch(struct sync_env *env, const struct folder_pair *fp, const uint32_
 		if ((rc = find_existing(env, m, stale, pool, &old, &luid)) != 0)
 			goto out;
 		if (env->dry_run) {
-			log_info("would deliver remote UID %u (%llu bytes, %s)%s", m->uid,
+			bool inbox = strcmp(fp->remote, "INBOX") == 0;
+			log_info("would deliver remote UID %u%s%s (%llu bytes, %s)%s", m->uid,
+				 inbox ? "" : " in ", inbox ? "" : fp->remote,
 				 (unsigned long long)size, m->date,
 				 old ? " - no: delivered before a UIDVALIDITY change"
 				 : luid ? " - no: already in the local folder" : "");
@@ -422,6 +428,9 @@ int copy_batch(struct sync_env *env, const struct folder_pair *fp, const uint32_
 				counts->copied++;
 				counts->bytes += size;
 			}
+			/* Delivered or found local, it is DELIVERED for the
+			   steps after the copy (\Seen, deletion). */
+			dry_note_delivered(env, fp, m->uid, size, msgbody_hash(m->body));
 			continue;
 		}
 		struct jentry *e;
@@ -462,6 +471,9 @@ int copy_batch(struct sync_env *env, const struct folder_pair *fp, const uint32_
 	for (size_t i = 0; rc == 0 && refused && i < ntodo; i++)
 		rc = append_alone(env, fp, &lbox, todo[i], counts);
 out:
+	/* How far: every message of the batch is through (delivered,
+	   skipped, matched, or left after an error that ends the run). */
+	progress_add(n, counts->bytes - bytes_before);
 	batch_free(&b);
 	free(todo);
 	free(ents);

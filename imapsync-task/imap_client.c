@@ -22,8 +22,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "conn_hint.h"
 #include "exitcode.h"
 #include "imap_client_p.h"
+#include "imap_trace.h"
 #include "log.h"
 #include "net.h"
 #include "util.h"
@@ -313,6 +315,8 @@ static ssize_t read_bounded(struct imap_client *c, void *buf, size_t len,
 	n = net_read(c->conn, buf, len, ms, st_r);
 	if (n > 0)
 		bound_credit(c, (size_t)n);
+	if (n > 0 && c->trace_in != NULL)
+		imap_trace_feed(c->trace_in, buf, (size_t)n);
 	return n;
 }
 
@@ -365,16 +369,29 @@ static bool flush_out(struct imap_client *c)
 	return ok;
 }
 
+/* -vv: what goes out, line ends shown as \r\n (imap_trace.h); never
+   credentials or message bodies. */
 static void trace_out(struct imap_client *c, const struct cmd_part *p)
 {
+	struct buf b = { 0 };
+
 	if (!c->opts.trace)
 		return;
-	if (p->secret)
-		log_debug("%s >> <credentials>", c->label);
-	else if (p->kind == PART_TEXT || p->kind == PART_CONT_LINE)
-		log_debug("%s >> %.*s", c->label, (int)p->data.len, (const char *)p->data.data);
-	else
-		log_debug("%s >> <literal %zu bytes>", c->label, p->data.len);
+	if (p->secret) {
+		log_debug("%s >> <credentials, not shown>", c->label);
+		return;
+	}
+	if (p->kind == PART_BODY) {
+		log_debug("%s >> <literal: %llu bytes of message data, not shown>", c->label,
+			  (unsigned long long)msgbody_size(p->body));
+		return;
+	}
+	imap_trace_escape(&b, p->data.data, p->data.len);
+	if (p->kind == PART_CONT_LINE)
+		buf_append(&b, "\\r\\n", 4);
+	buf_append(&b, "", 1);
+	log_debug("%s >> %s", c->label, (const char *)b.data);
+	buf_free(&b);
 }
 
 static bool literal_nonsync(const struct imap_client *c, uint64_t len)
@@ -436,6 +453,10 @@ static void send_parts(struct imap_client *c)
 				bool nonsync = literal_nonsync(c, len);
 				buf_appendf(&c->out, "%s{%llu%s}\r\n", p->literal8 ? "~" : "",
 					    (unsigned long long)len, nonsync ? "+" : "");
+				if (c->opts.trace && !p->secret)
+					log_debug("%s >> %s{%llu%s}\\r\\n", c->label,
+						  p->literal8 ? "~" : "", (unsigned long long)len,
+						  nonsync ? "+" : "");
 				if (!nonsync) {
 					cmd->waiting_cont = true;
 					flush_out(c);
@@ -681,11 +702,6 @@ static void read_response(struct imap_client *c)
 		switch (r) {
 		case IMAP_PARSE_RESPONSE: {
 			const struct imap_response *resp = imap_parser_response(c->parser);
-			if (c->opts.trace)
-				log_debug("%s << %s %s %s", c->label,
-					  resp->type == IMAP_RESP_TAGGED ? resp->tag :
-					  resp->type == IMAP_RESP_UNTAGGED ? "*" : "+",
-					  resp->name ? resp->name : "", resp->text ? resp->text : "");
 			if (resp->type == IMAP_RESP_TAGGED)
 				handle_tagged(c, resp);
 			else if (resp->type == IMAP_RESP_UNTAGGED)
@@ -788,10 +804,73 @@ void imap_cmds_release(struct imap_client *c, struct imap_cmd **cmds, size_t n)
 /* ------------------------------------------------------------------ */
 /* connection setup                                                    */
 
+/* A plain-text greeting is due (security = starttls or none), and the
+   port might speak TLS at once (993): such a server waits for our
+   ClientHello and says nothing.  After GREETING_PROBE_MS of silence a
+   ClientHello on a second connection tells, within seconds instead of
+   at the greeting deadline.  A slow plain-text server only sees one
+   short-lived extra connection. */
+#define GREETING_PROBE_MS 2000
+#define GREETING_PROBE_MAX_MS 5000
+
+static int greeting_probe(struct imap_client *c, char *err, size_t errlen)
+{
+	int ms = io_timeout(c);
+
+	if (ms <= GREETING_PROBE_MS || c->in_pos < c->in.len)
+		return 0;
+	if (net_wait_readable(c->conn, GREETING_PROBE_MS) != NET_ERR_TIMEOUT)
+		return 0;       /* data (or an error the read will report) */
+	ms = io_timeout(c);
+	log_debug("%s: no greeting from %s in %d s: does it speak TLS at once?", c->label,
+		  net_peer(c->conn), GREETING_PROBE_MS / 1000);
+	if (!net_probe_tls(c->opts.host, c->opts.port,
+			   ms < GREETING_PROBE_MAX_MS ? ms : GREETING_PROBE_MAX_MS, c->conn)) {
+		log_debug("%s: %s does not answer a TLS handshake either", c->label,
+			  net_peer(c->conn));
+		return 0;
+	}
+	snprintf(err, errlen, "%s: %s sent no greeting in %d s but answers a TLS handshake; %s",
+		 c->label, net_peer(c->conn), GREETING_PROBE_MS / 1000, CONN_HINT_SPEAKS_TLS);
+	return EXIT_PROTOCOL;
+}
+
+/* The first bytes of a plain-text connection: a TLS record (an alert
+   answering what the server took for a broken ClientHello) instead of
+   "* OK". */
+static bool greeting_is_tls(struct imap_client *c, char *err, size_t errlen)
+{
+	const unsigned char *p = c->in.data + c->in_pos;
+	size_t n = c->in.len - c->in_pos;
+	char show[4 * 5 + 1];
+
+	if (net_is_tls(c->conn) || !conn_hint_tls_record(p, n))
+		return false;
+	conn_hint_show(p, n < 5 ? n : 5, show, sizeof(show));
+	snprintf(err, errlen, "%s: %s answered with a TLS record (%s) instead of an IMAP "
+		 "greeting; %s", c->label, net_peer(c->conn), show, CONN_HINT_SPEAKS_TLS);
+	return true;
+}
+
 static int read_greeting(struct imap_client *c, char *err, size_t errlen)
 {
+	int rc;
+
+	if (!net_is_tls(c->conn) && (rc = greeting_probe(c, err, errlen)) != 0)
+		return rc;
+	bool first = !net_is_tls(c->conn);     /* no byte of it parsed yet */
 	for (;;) {
-		enum imap_parse_result r = feed_buffered(c);
+		enum imap_parse_result r = IMAP_PARSE_NEED_MORE;
+		size_t n = c->in.len - c->in_pos;
+
+		if (first && greeting_is_tls(c, err, errlen))
+			return EXIT_PROTOCOL;
+		/* One byte that may start a TLS record: wait for the second. */
+		if (!first || n > 1 || (n == 1 && (c->in.data[c->in_pos] < 20 ||
+						   c->in.data[c->in_pos] > 23))) {
+			r = feed_buffered(c);
+			first = false;
+		}
 
 		if (r == IMAP_PARSE_RESPONSE) {
 			const struct imap_response *g = imap_parser_response(c->parser);
@@ -938,6 +1017,10 @@ int imap_client_connect(const struct imap_client_opts *opts,
 	c->opts = *opts;
 	snprintf(c->label, sizeof(c->label), "%s", opts->label);
 	c->parser = imap_parser_new(&limits);
+	if (opts->trace) {
+		c->trace_in = xcalloc(1, sizeof(*c->trace_in));
+		imap_trace_init(c->trace_in, c->label, "<<");
+	}
 	*client_r = c;
 	c->in_setup = true;
 	rc = connect_setup(c, err, errlen);
@@ -997,6 +1080,11 @@ void imap_client_free(struct imap_client **cp)
 	for (size_t i = 0; i < N_ELEMENTS(c->secrets); i++)
 		imap_client_keep_secret(c, i, NULL);
 	net_close(&c->conn);
+	if (c->trace_in != NULL) {
+		imap_trace_flush(c->trace_in);
+		imap_trace_free(c->trace_in);
+		free(c->trace_in);
+	}
 	imap_parser_free(&c->parser);
 	buf_free(&c->in);
 	explicit_wipe(c->out.data, c->out.cap);

@@ -88,6 +88,7 @@ struct imap_client {
 	char bye_text[200];
 	int failed;                  /* exit class once the connection is dead */
 	char fail_text[400];
+	struct imap_trace *trace_in; /* -vv: what the server sends (imap_trace.h) */
 };
 
 /* The connection is dead from now on, for exit_class and this reason

@@ -111,9 +111,16 @@ static int login_run(struct imap_client *c, const char *user, const char *passwo
 		snprintf(err, errlen, "%s", res.text);
 		return rc;
 	}
-	snprintf(err, errlen, "%s: login as %s%s%s%s failed%s%s: %s", c->label, user,
+	/* A master login refused as AUTHORIZATIONFAILED: the master user's
+	   password was right, but it may not become user -- with Dovecot
+	   most often because there is no such user. */
+	bool no_user = authzid != NULL && strcmp(res.code, "AUTHORIZATIONFAILED") == 0;
+	snprintf(err, errlen, "%s: login as %s%s%s%s failed%s%s: %s%s%s%s", c->label, user,
 		 authzid ? " (master user " : "", authzid ? authzid : "",
-		 authzid ? ")" : "", res.code[0] ? " " : "", res.code, res.text);
+		 authzid ? ")" : "", res.code[0] ? " " : "", res.code, res.text,
+		 no_user ? "; the local user " : "", no_user ? user : "",
+		 no_user ? " may not exist (check local_user), or the master user may "
+			   "not log in as it" : "");
 	/* A NO to a login is an authentication failure whatever the code. */
 	return res.status == IMAP_STATUS_NO ? EXIT_NOPERM : rc;
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -315,9 +316,12 @@ static bool scan_line_bytes(struct ini_report *r, unsigned lineno,
 }
 
 /* Parse "key = value" (line already stripped, contains '=').  On success
-   *key_r and *value_r point into line (modified in place). */
+   *key_r and *value_r point into line (modified in place).  *glued_r is
+   the ';' or '#' an unquoted value holds glued to its text ("alice#1"),
+   or '\0': the caller refuses such a value (unless it refuses the key
+   anyway) rather than let the comment cut it short. */
 static bool scan_key_value(struct ini_report *r, unsigned lineno, char *line,
-			   char **key_r, char **value_r)
+			   char **key_r, char **value_r, char *glued_r)
 {
 	char *eq = strchr(line, '=');
 	char *key, *value;
@@ -360,8 +364,14 @@ static bool scan_key_value(struct ini_report *r, unsigned lineno, char *line,
 		*end = '\0';
 		value++;
 	} else {
-		/* Unquoted: ';' and '#' start a comment anywhere. */
-		value[strcspn(value, ";#")] = '\0';
+		/* Unquoted: ';' and '#' start a comment at the start of the
+		   value or after a space or tab.  Glued to text they would cut
+		   the value short without a word (iniparser cuts there too):
+		   refused by the caller. */
+		char *c = value + strcspn(value, ";#");
+
+		*glued_r = *c != '\0' && c != value && !is_ws(c[-1]) ? *c : '\0';
+		*c = '\0';
 		value = strip(value);
 	}
 	*key_r = key;
@@ -427,14 +437,19 @@ static void scan_section(struct scan *s, char *line, size_t n)
 static void scan_entry(struct scan *s, char *line)
 {
 	const char *refused = NULL;
-	char *key, *value;
+	char *key, *value, glued = '\0';
 
-	if (!scan_key_value(s->r, s->lineno, line, &key, &value))
+	if (!scan_key_value(s->r, s->lineno, line, &key, &value, &glued))
 		return;
 	if (s->schema->key_refused != NULL)
 		refused = s->schema->key_refused(key);
 	if (refused != NULL) {
 		ini_report_add(s->r, s->lineno, key, "%s", refused);
+	} else if (glued != '\0') {
+		ini_report_add(s->r, s->lineno, key,
+			       "'%c' inside an unquoted value would start a comment and cut "
+			       "the value short: put the whole value in double quotes "
+			       "(key = \"...\"), or a space before a comment", glued);
 	} else if (!s->in_section) {
 		ini_report_add(s->r, s->lineno, key, "key outside of any section");
 	} else if (s->spec != NULL) {
@@ -504,6 +519,13 @@ static void scan_line(struct scan *s, const char *start, size_t linelen)
 	free(copy);
 }
 
+/* The length of a UTF-8 byte order mark at the start of text: 3 or 0.
+   Editors on Windows write one; it is no part of the first line. */
+static size_t ini_bom_len(const char *text, size_t len)
+{
+	return len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
+}
+
 /* Scan the whole file.  Entries of known sections are recorded; every
    structural problem is reported. */
 static void ini_scan(struct ini *ini, struct ini_report *r,
@@ -511,7 +533,7 @@ static void ini_scan(struct ini *ini, struct ini_report *r,
 		     const struct ini_schema *schema)
 {
 	struct scan s = { .ini = ini, .r = r, .schema = schema };
-	size_t pos = 0;
+	size_t pos = ini_bom_len(text, len);
 
 	while (pos < len) {
 		const char *start = text + pos;
@@ -600,16 +622,42 @@ static const char *dict_value(const struct ini *ini, const struct ini_entry *e)
 	return v;
 }
 
+/* iniparser's reading of text (the file without its byte order mark,
+   which iniparser would take for part of the first line): it reads
+   files only, so the text goes into a memory file of its own. */
+static dictionary *load_text(const char *text, size_t len, struct ini_report *r)
+{
+	char path[64];
+	dictionary *d;
+	int fd = memfd_create("imapsync-task-ini", MFD_CLOEXEC);
+
+	if (fd < 0 || write_full(fd, text, len) < 0) {
+		ini_report_add(r, 0, NULL, "cannot read the file after its UTF-8 byte order "
+			       "mark (%s): remove the mark", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	d = iniparser_load(path);
+	close(fd);
+	return d;
+}
+
 /* Let iniparser read the file too; both readers must agree on every
    value we are going to use. */
-static void second_reader(struct ini *ini, const char *path,
+static void second_reader(struct ini *ini, const char *path, const struct buf *b,
 			  struct ini_report *r)
 {
+	size_t bom = ini_bom_len((const char *)b->data, b->len), before = r->n;
+
 	iniparser_set_error_callback(ini_silent);
-	ini->dict = iniparser_load(path);
+	ini->dict = bom == 0 ? iniparser_load(path)
+		: load_text((const char *)b->data + bom, b->len - bom, r);
 	iniparser_set_error_callback(NULL);
 	if (ini->dict == NULL) {
-		ini_report_add(r, 0, NULL, "the INI reader refused the file");
+		if (r->n == before)
+			ini_report_add(r, 0, NULL, "the INI reader refused the file");
 		return;
 	}
 	for (size_t i = 0; i < ini->n_entries; i++) {
@@ -642,11 +690,11 @@ struct ini *ini_load(const char *path, const struct ini_schema *schema,
 	ini = xcalloc(1, sizeof(*ini));
 	errors_before = r->n;
 	ini_scan(ini, r, (const char *)b.data, b.len, schema);
-	buf_free(&b);
 	/* With structural errors (a duplicate key, say) the two readers
 	   legitimately disagree; the scanner's values are used then. */
 	if ((flags & INI_LOAD_PEEK) == 0 && r->n == errors_before)
-		second_reader(ini, path, r);
+		second_reader(ini, path, &b, r);
+	buf_free(&b);
 
 	for (spec = schema->sections; spec->name != NULL; spec++) {
 		if (spec->required && find_section(ini, spec->name) == NULL)

@@ -12,7 +12,11 @@
  *    accept or silently misread: duplicate keys and sections, keys
  *    outside a section, text after a closing quote, unterminated quotes,
  *    lines ending in '\' (iniparser joins them with the next line, even
- *    in comments), NUL and control bytes, invalid UTF-8.
+ *    in comments), NUL and control bytes, invalid UTF-8, and a ';' or
+ *    '#' glued to an unquoted value's text ("user = alice#1", which
+ *    both readers would cut to "alice"; after a space or tab it starts
+ *    a comment).  A UTF-8 byte order mark at the start of the file is
+ *    skipped (iniparser then reads the file without it).
  *  - iniparser supplies the values.  Its value of every key is compared
  *    with the scanner's; they cannot differ for a file the scanner
  *    accepts, and if they ever did, that key is refused rather than used.

@@ -337,10 +337,15 @@ static int check_owner(struct journal *j, const char *path, const char *line)
 		return data_error(j, path, "malformed owner line");
 	bool ok = j->owner == NULL || strcmp(owner, "-") == 0 || strcmp(owner, j->owner) == 0;
 	if (!ok) {
-		/* Named as written (%-escaped): one line, whatever it holds. */
+		/* Named %-escaped again: one line, whatever the file holds (a
+		   damaged token may carry raw control bytes). */
+		struct buf b = { 0 };
 		char what[600];
-		snprintf(what, sizeof(what), "written for %.250s, not for %.250s", line + 6,
-			 j->owner);
+		sline_put_name(&b, owner);
+		buf_append(&b, "", 1);
+		snprintf(what, sizeof(what), "written for %.250s, not for %.250s",
+			 (const char *)b.data, j->owner);
+		buf_free(&b);
 		free(owner);
 		return data_error(j, path, what);
 	}

@@ -31,6 +31,8 @@ static char log_folder[1024];
 static int log_verbosity;
 static bool log_journal;
 static const char *secrets[MAX_SECRETS];
+static void (*stderr_hook)(void);
+static char first_error[512];
 
 /* systemd sets JOURNAL_STREAM to "dev:ino" of the stream that stderr is
    connected to; only then do structured records reach the journal
@@ -56,7 +58,18 @@ void log_init(const char *ident, const char *task, int verbosity)
 		log_ident = ident;
 	log_verbosity = verbosity;
 	log_journal = stderr_is_journal();
+	first_error[0] = '\0';
 	log_set_task(task);
+}
+
+void log_set_stderr_hook(void (*before)(void))
+{
+	stderr_hook = before;
+}
+
+const char *log_first_error(void)
+{
+	return first_error;
 }
 
 void log_set_task(const char *task)
@@ -164,6 +177,8 @@ static void emit(enum log_level level, const char *const *fields,
 		return;
 	vsnprintf(raw, sizeof(raw), fmt, ap);
 	log_redact(line, sizeof(line), raw);
+	if (level <= LOGL_ERR && first_error[0] == '\0')
+		snprintf(first_error, sizeof(first_error), "%s", line);
 
 	if (log_journal) {
 		/* Fixed fields first; extra FIELD=value strings after. */
@@ -198,6 +213,8 @@ static void emit(enum log_level level, const char *const *fields,
 	} else {
 		const char *pfx = level <= LOGL_ERR ? "error: " :
 				  level == LOGL_WARNING ? "warning: " : "";
+		if (stderr_hook != NULL)
+			stderr_hook();
 		if (log_task[0] != '\0')
 			fprintf(stderr, "%s[%s]: %s%s\n", log_ident, log_task, pfx, line);
 		else

@@ -35,6 +35,14 @@ void log_info(const char *fmt, ...) LOG_ATTR_PRINTF(1, 2);
 void log_debug(const char *fmt, ...) LOG_ATTR_PRINTF(1, 2);
 void fatalx(const char *fmt, ...) LOG_ATTR_PRINTF(1, 2) __attribute__((noreturn));
 
+/* Called before a line is written to stderr (not the journal): the
+   progress line of a terminal is cleared first (progress.c).  NULL: none. */
+void log_set_stderr_hook(void (*before)(void));
+
+/* The first error-level message logged since log_init() (redacted, as
+   logged), or "" -- the reason a run failed, for its run record. */
+const char *log_first_error(void);
+
 /* Structured record: message plus extra FIELD=value strings (NULL-ended),
    e.g. the run summary with COPIED=, SKIPPED=, ... */
 void log_struct(enum log_level level, const char *const *fields,

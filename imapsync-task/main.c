@@ -4,6 +4,7 @@
  *   imapsync-task check [--connect] [NAME...]
  *   imapsync-task list
  *   imapsync-task status NAME
+ *   imapsync-task import-csv [--check] [--update] FILE
  */
 #include "config.h"
 
@@ -18,14 +19,20 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "account_lock.h"
+#include "csv_import.h"
+#include "dry_run.h"
 #include "exitcode.h"
 #include "imap_client.h"
 #include "journal.h"
 #include "log.h"
 #include "net.h"
+#include "progress.h"
+#include "report.h"
 #include "runlog.h"
 #include "secret.h"
 #include "session.h"
+#include "state_owner.h"
 #include "sync.h"
 #include "task.h"
 #include "util.h"
@@ -43,8 +50,11 @@ struct options {
 	const char *config_dir;
 	const char *state_dir;   /* root; NULL: from the environment */
 	bool dry_run, connect;
+	bool csv_check, csv_update; /* import-csv --check, --update */
+	bool json;               /* list, status: JSON on stdout */
 	int verbose;
 	int timeout_ms;
+	unsigned lock_wait;      /* seconds a run may wait for an account */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -80,8 +90,12 @@ static void usage(FILE *f)
 		"  run [--dry-run] [-v] NAME      run one task now (what the timer runs)\n"
 		"  check [--connect] [NAME...]    validate tasks (all when none given);\n"
 		"                                 --connect also logs in to both sides\n"
-		"  list                           every task: mode, schedule, last run\n"
-		"  status NAME                    the last runs, lifetime counters, state\n"
+		"  list [--json]                  every task: mode, schedule, last result\n"
+		"                                 and why, remote, deletion policy\n"
+		"  status [--json] NAME           the last runs, lifetime counters, state\n"
+		"  import-csv [--check] [--update] FILE\n"
+		"                                 tasks from a CSV file (NethServer's\n"
+		"                                 import-csv-tasks format; - for stdin)\n"
 		"\n"
 		"Options:\n"
 		"  --config-dir DIR   configuration (default $IMAPSYNC_TASK_CONFIG_DIR,\n"
@@ -89,6 +103,10 @@ static void usage(FILE *f)
 		"  --state-dir DIR    state root (default $STATE_DIRECTORY, else\n"
 		"                     %s/lib/imapsync-task)\n"
 		"  --timeout SEC      silence allowed per network step (default 120)\n"
+		"  --json             list, status: JSON output (keys in imapsync-task(8))\n"
+		"  -v, --verbose      each step (-v), the IMAP protocol trace (-vv)\n"
+		"  --lock-wait SEC    how long a run waits for another task using the\n"
+		"                     same remote account or local user (default 300)\n"
 		"  -h, --help         this help\n"
 		"  -V, --version      version\n"
 		"\n"
@@ -101,12 +119,6 @@ static void usage(FILE *f)
 
 /* ------------------------------------------------------------------ */
 /* configuration and paths                                             */
-
-static void ignore_config_error(void *ctx, const char *line)
-{
-	(void)ctx;
-	(void)line;
-}
 
 static void print_config_error(void *ctx, const char *line)
 {
@@ -125,11 +137,29 @@ static char *task_state_dir(const struct options *o, const char *name)
 	if (o->state_dir != NULL)
 		return xasprintf("%s/%s", o->state_dir, name);
 	if (env != NULL && *env != '\0') {
-		const char *base = strrchr(env, '/');
-		base = base != NULL ? base + 1 : env;
-		if (strcmp(base, name) == 0)
-			return xstrdup(env);
-		return xasprintf("%s/%s", env, name);
+		/* The unit lists two directories, ':'-separated in an order
+		   of systemd's: the task's and the account locks'
+		   (account_lock.h).  The task's is the one named NAME; else
+		   the first other than the locks' is a root. */
+		const char *root = NULL;
+		size_t rootlen = 0;
+		for (const char *p = env; *p != '\0';) {
+			size_t len = strcspn(p, ":");
+			const char *end = p + len, *base = memrchr(p, '/', len);
+			base = base != NULL ? base + 1 : p;
+			if ((size_t)(end - base) == strlen(name) &&
+			    strncmp(base, name, strlen(name)) == 0)
+				return xstrndup(p, len);
+			bool locks = (size_t)(end - base) == strlen(ACCOUNT_LOCKS_DIR) &&
+				strncmp(base, ACCOUNT_LOCKS_DIR, strlen(ACCOUNT_LOCKS_DIR)) == 0;
+			if (root == NULL && len > 0 && !locks) {
+				root = p;
+				rootlen = len;
+			}
+			p = *end == ':' ? end + 1 : end;
+		}
+		if (root != NULL)
+			return xasprintf("%.*s/%s", (int)rootlen, root, name);
 	}
 	return xasprintf("%s/lib/imapsync-task/%s", LOCALSTATEDIR, name);
 }
@@ -159,6 +189,7 @@ static void touch_lock(void *ctx)
 	(void)ctx;
 	if (run_lock_fd >= 0)
 		runlog_touch(run_lock_fd);
+	progress_tick();
 }
 
 /* Every folder mode copies with APPEND; LMTP and Sieve deliver into the
@@ -255,6 +286,7 @@ static int run_sync(const struct options *o, struct task *t, struct local_config
 				log_warnx("%s", env.error);
 		}
 		lmtp_close(&env.lmtp);
+		dry_free(&env);
 	}
 	/* Fold the journal into the snapshot even after a failure: every
 	   line in it is a completed step. */
@@ -281,6 +313,7 @@ static int cmd_run(const struct options *o, int argc, char **argv)
 	time_t start = time(NULL);
 	char err[512], *dir = NULL;
 	pid_t holder;
+	struct account_locks alocks = { { -1, -1 } };
 	int lockfd = -1, rc;
 
 	if (argc != 1) {
@@ -293,6 +326,8 @@ static int cmd_run(const struct options *o, int argc, char **argv)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	log_init("imapsync-task", argv[0], o->verbose);
+	/* systemctl status, a terminal's progress line, -v lines. */
+	progress_init(o->verbose, isatty(STDERR_FILENO) && !log_to_journal());
 	if ((rc = load_both(o, argv[0], &l, &t)) != 0) {
 		log_summary(argv[0], &counts, elapsed(&t0), rc);
 		return rc;
@@ -307,7 +342,16 @@ static int cmd_run(const struct options *o, int argc, char **argv)
 		goto out;
 	}
 	dir = task_state_dir(o, t->name);
-	rc = runlog_lock(dir, &lockfd, &holder, err, sizeof(err));
+	/* A hand run never writes into the service's state (state_owner.h);
+	   then the task's own lock, then its accounts' (account_lock.h). */
+	rc = state_owner_check(dir, t->name, o->dry_run, err, sizeof(err));
+	if (rc == 0)
+		rc = runlog_lock(dir, &lockfd, &holder, err, sizeof(err));
+	if (rc == 0 && o->dry_run)
+		state_owner_adopt(lockfd, dir);
+	if (rc == 0)
+		rc = account_locks_take(dir, t, o->lock_wait, &stop_requested, &alocks, err,
+					sizeof(err));
 	if (rc != 0) {
 		log_warnx("%s", err);
 		counts.errors++;
@@ -325,15 +369,27 @@ static int cmd_run(const struct options *o, int argc, char **argv)
 	if (rc != 0 && rc != EXIT_SKIPPED)
 		counts.errors++;
 	log_summary(t->name, &counts, elapsed(&t0), rc);
+	progress_finish("%s: copied %llu, skipped %llu, deleted %llu (exit %d)%s%s",
+			exit_code_verdict(rc), (unsigned long long)counts.copied,
+			(unsigned long long)counts.skipped, (unsigned long long)counts.deleted, rc,
+			rc != 0 && rc != EXIT_SKIPPED && log_first_error()[0] ? ": " : "",
+			rc != 0 && rc != EXIT_SKIPPED ? log_first_error() : "");
 	if (!o->dry_run) {
 		struct run_record r = { .start = start, .end = time(NULL), .exit_code = rc,
 					.copied = counts.copied, .skipped = counts.skipped,
 					.deleted = counts.deleted, .errors = counts.errors,
 					.bytes = counts.bytes };
+		/* Why it failed, for list and status: the first error told. */
+		if (rc != 0 && rc != EXIT_SKIPPED) {
+			snprintf(r.error, sizeof(r.error), "%s", log_first_error());
+			snprintf(r.side, sizeof(r.side), "%s",
+				 runlog_error_side(rc, log_first_error()));
+		}
 		if (runlog_append(dir, &r) < 0)
 			log_warn("cannot record the run in %s", dir);
 	}
 out:
+	account_locks_release(&alocks);
 	if (lockfd >= 0)
 		close(lockfd);
 	run_lock_fd = -1;
@@ -353,10 +409,17 @@ static int check_connect(const struct options *o, struct task *t, struct local_c
 	struct session_opts so = session_opts_of(o, spool);
 	int rc = session_open(&so, t, l, &s);
 
-	if (rc == 0)
+	/* "ok" only once both logins worked; a failure goes to stderr. */
+	if (rc == 0) {
+		printf("%s: ok (%s, %s)\n", t->name, folder_mode_name(t->folders),
+		       t->manual ? "manual" : t->interval);
 		printf("%s: logged in to remote %s:%u and local %s:%u as %s%c%s\n", t->name,
 		       t->remote.host, t->remote.port, l->ep.host, l->ep.port, t->local_user,
 		       l->master_separator, l->master_user);
+	} else {
+		fprintf(stderr, "%s: not ok: connecting or logging in failed (exit %d, %s)\n",
+			t->name, rc, exit_code_verdict(rc));
+	}
 	session_close(&s);
 	free(spool);
 	return rc;
@@ -406,9 +469,13 @@ static int cmd_check(const struct options *o, int argc, char **argv)
 			task_free(&t);
 			continue;
 		}
-		printf("%s: ok (%s, %s)\n", t->name, folder_mode_name(t->folders),
-		       t->manual ? "manual" : t->interval);
-		if (o->connect && l != NULL) {
+		if (!o->connect)
+			printf("%s: ok (%s, %s)\n", t->name, folder_mode_name(t->folders),
+			       t->manual ? "manual" : t->interval);
+		else if (l == NULL)
+			fprintf(stderr, "%s: valid, but not logged in: the local configuration "
+				"is invalid\n", t->name);
+		else {
 			log_set_task(t->name);
 			int rc = check_connect(o, t, l);
 			if (rc != 0 && worst == 0)
@@ -416,6 +483,10 @@ static int cmd_check(const struct options *o, int argc, char **argv)
 		}
 		task_free(&t);
 	}
+	/* Valid each, but two copying one account into one user: said, not
+	   an error (their runs take turns, account_lock.h). */
+	account_check_duplicates(o->config_dir, all != NULL ? NULL : argv,
+				 all != NULL ? 0 : (size_t)argc, stderr);
 	task_names_free(&all);
 	local_config_free(&l);
 	return worst;
@@ -424,128 +495,64 @@ static int cmd_check(const struct options *o, int argc, char **argv)
 /* ------------------------------------------------------------------ */
 /* list and status                                                     */
 
-static void fmt_time(time_t t, char *buf, size_t len)
+static char *state_dir_of(const void *ctx, const char *name)
 {
-	struct tm tm;
-
-	if (t == 0) {
-		snprintf(buf, len, "never");
-		return;
-	}
-	localtime_r(&t, &tm);
-	strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
+	return task_state_dir(ctx, name);
 }
 
 static int cmd_list(const struct options *o, int argc, char **argv)
 {
-	char **names;
-	(void)argv;
+	struct report_opts ro = { o->config_dir, o->json, state_dir_of, o };
 
+	(void)argv;
 	if (argc != 0) {
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	names = task_list_names(o->config_dir);
-	if (names == NULL) {
-		fprintf(stderr, "%s/tasks: %s\n", o->config_dir, strerror(errno));
-		return EXIT_CONFIG;
-	}
-	printf("%-20s %-10s %-10s %-19s %-17s %8s %8s %8s\n", "TASK", "FOLDERS", "SCHEDULE",
-	       "LAST RUN", "RESULT", "COPIED", "SKIPPED", "DELETED");
-	for (size_t i = 0; names[i] != NULL; i++) {
-		int e = 0;
-		struct task *t = task_load(o->config_dir, names[i], ignore_config_error, &e);
-		char *dir = task_state_dir(o, names[i]);
-		struct run_record r;
-		char when[32];
-
-		(void)e;
-		size_t n = runlog_read(dir, &r, 1);
-		fmt_time(n ? r.end : 0, when, sizeof(when));
-		printf("%-20s %-10s %-10s %-19s %-17s %8llu %8llu %8llu\n", names[i],
-		       t ? folder_mode_name(t->folders) : "(invalid)",
-		       t ? (t->manual ? "manual" : t->interval) : "-", when,
-		       n ? exit_code_verdict(r.exit_code) : "-",
-		       n ? (unsigned long long)r.copied : 0ULL,
-		       n ? (unsigned long long)r.skipped : 0ULL,
-		       n ? (unsigned long long)r.deleted : 0ULL);
-		task_free(&t);
-		free(dir);
-	}
-	task_names_free(&names);
-	return 0;
+	return report_list(&ro);
 }
 
 static int cmd_status(const struct options *o, int argc, char **argv)
 {
-	struct run_record recs[10], tot;
-	struct journal *j = NULL;
-	struct task *t;
-	uint64_t runs;
-	char err[512], a[32], b[32];
-	int e = 0, rc = 0;
+	struct report_opts ro = { o->config_dir, o->json, state_dir_of, o };
 
 	if (argc != 1) {
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (!task_name_valid(argv[0])) {
-		fprintf(stderr, "%s: invalid task name\n", argv[0]);
-		return EXIT_CONFIG;
-	}
-	t = task_load(o->config_dir, argv[0], print_config_error, &e);
-	if (t == NULL)
-		return EXIT_CONFIG;
-	char *dir = task_state_dir(o, t->name);
-	printf("task %s: %s -> %s, folders %s, delete %s, delivery %s, schedule %s\n",
-	       t->name, t->remote_user, t->local_user, folder_mode_name(t->folders),
-	       delete_mode_name(t->delete_mode), delivery_mode_name(t->delivery),
-	       t->manual ? "manual" : t->interval);
-	printf("state directory: %s\n\nlast runs:\n", dir);
-	size_t n = runlog_read(dir, recs, N_ELEMENTS(recs));
-	if (n == 0)
-		printf("  (none)\n");
-	for (size_t i = 0; i < n; i++) {
-		fmt_time(recs[i].start, a, sizeof(a));
-		printf("  %s  %4llds  %-17s exit %-3d copied %llu skipped %llu deleted %llu errors %llu bytes %llu\n",
-		       a, (long long)(recs[i].end - recs[i].start), exit_code_verdict(recs[i].exit_code),
-		       recs[i].exit_code, (unsigned long long)recs[i].copied,
-		       (unsigned long long)recs[i].skipped, (unsigned long long)recs[i].deleted,
-		       (unsigned long long)recs[i].errors, (unsigned long long)recs[i].bytes);
-	}
-	if (runlog_totals(dir, &tot, &runs) == 0 && runs > 0) {
-		fmt_time(tot.start, a, sizeof(a));
-		fmt_time(tot.end, b, sizeof(b));
-		printf("\nlifetime: %llu runs since %s (last %s): copied %llu skipped %llu deleted %llu errors %llu bytes %llu\n",
-		       (unsigned long long)runs, a, b, (unsigned long long)tot.copied,
-		       (unsigned long long)tot.skipped, (unsigned long long)tot.deleted,
-		       (unsigned long long)tot.errors, (unsigned long long)tot.bytes);
-	}
-	struct stat st;
-	if (stat(dir, &st) == 0) {
-		if ((rc = journal_open(dir, NULL, true, &j, err, sizeof(err))) != 0) {
-			fprintf(stderr, "state: %s\n", err);
-		} else {
-			printf("\nfolder INBOX: %zu pending, %zu delivered (not yet \\Seen on remote), "
-			       "%zu delivered and \\Seen, %zu skipped\n",
-			       journal_count(j, J_INTENT), journal_count(j, J_DELIVERED),
-			       journal_count(j, J_SEEN), journal_count(j, J_SKIPPED));
-			journal_close(&j);
-		}
-	}
-	free(dir);
-	task_free(&t);
-	return rc;
+	return report_status(&ro, argv[0]);
 }
 
 /* ------------------------------------------------------------------ */
+/* import-csv                                                          */
+
+static int cmd_import_csv(const struct options *o, int argc, char **argv)
+{
+	struct csv_import_opts io = { .config_dir = o->config_dir, .check = o->csv_check,
+				      .update = o->csv_update };
+
+	if (argc != 1) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	io.file = argv[0];
+	return csv_import(&io);
+}
+
+/* ------------------------------------------------------------------ */
+
+enum { OPT_CSV_CHECK = 0x100, OPT_CSV_UPDATE };
 
 static const struct option longopts[] = {
 	{ "config-dir", required_argument, NULL, 'c' },
 	{ "state-dir", required_argument, NULL, 's' },
 	{ "timeout", required_argument, NULL, 't' },
+	{ "lock-wait", required_argument, NULL, 'w' },
 	{ "dry-run", no_argument, NULL, 'n' },
 	{ "connect", no_argument, NULL, 'C' },
+	{ "check", no_argument, NULL, OPT_CSV_CHECK },
+	{ "update", no_argument, NULL, OPT_CSV_UPDATE },
+	{ "json", no_argument, NULL, 'j' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -574,8 +581,18 @@ static enum opt_result parse_options(int argc, char **argv, const char *shortopt
 			}
 			o->timeout_ms = (int)secs * 1000;
 			break;
+		case 'w':
+			if (!str_to_u32(optarg, &secs) || secs > 86400) {
+				fprintf(stderr, "imapsync-task: --lock-wait: 0 to 86400 seconds\n");
+				return OPT_USAGE;
+			}
+			o->lock_wait = secs;
+			break;
 		case 'n': o->dry_run = true; break;
 		case 'C': o->connect = true; break;
+		case OPT_CSV_CHECK: o->csv_check = true; break;
+		case OPT_CSV_UPDATE: o->csv_update = true; break;
+		case 'j': o->json = true; break;
 		case 'v': o->verbose++; break;
 		case 'h': usage(stdout); return OPT_DONE;
 		case 'V': printf("imapsync-task %s\n", PACKAGE_VERSION); return OPT_DONE;
@@ -587,7 +604,8 @@ static enum opt_result parse_options(int argc, char **argv, const char *shortopt
 
 int main(int argc, char **argv)
 {
-	struct options o = { .timeout_ms = DEFAULT_TIMEOUT_MS };
+	struct options o = { .timeout_ms = DEFAULT_TIMEOUT_MS,
+			     .lock_wait = ACCOUNT_LOCK_WAIT_DEFAULT };
 	const char *env_dir = getenv("IMAPSYNC_TASK_CONFIG_DIR");
 	char *default_dir = xasprintf("%s/imapsync-task", SYSCONFDIR);
 	enum opt_result opt;
@@ -610,7 +628,9 @@ int main(int argc, char **argv)
 	const char *cmd = argv[optind];
 	int cargc = argc - optind;
 	char **cargv = argv + optind;
-	optind = 1;
+	/* 0, not 1: glibc then forgets the first pass's "+" (stop at the
+	   first operand), so options after the task name count too. */
+	optind = 0;
 	opt = parse_options(cargc, cargv, "hnvC", &o);
 	if (opt != OPT_GO) {
 		free(default_dir);
@@ -618,7 +638,11 @@ int main(int argc, char **argv)
 	}
 	cargc -= optind;
 	cargv += optind;
-	if ((o.dry_run && strcmp(cmd, "run") != 0) || (o.connect && strcmp(cmd, "check") != 0)) {
+	if ((o.dry_run && strcmp(cmd, "run") != 0) || (o.connect && strcmp(cmd, "check") != 0) ||
+	    (o.json && strcmp(cmd, "list") != 0 && strcmp(cmd, "status") != 0)) {
+		usage(stderr);
+		rc = EXIT_USAGE;
+	} else if ((o.csv_check || o.csv_update) && strcmp(cmd, "import-csv") != 0) {
 		usage(stderr);
 		rc = EXIT_USAGE;
 	} else if (strcmp(cmd, "run") == 0)
@@ -629,6 +653,8 @@ int main(int argc, char **argv)
 		rc = cmd_list(&o, cargc, cargv);
 	else if (strcmp(cmd, "status") == 0)
 		rc = cmd_status(&o, cargc, cargv);
+	else if (strcmp(cmd, "import-csv") == 0)
+		rc = cmd_import_csv(&o, cargc, cargv);
 	else {
 		fprintf(stderr, "imapsync-task: unknown command '%s'\n", cmd);
 		usage(stderr);

@@ -28,6 +28,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "conn_hint.h"
 #include "net.h"
 #include "util.h"
 
@@ -37,6 +38,9 @@ struct net_conn {
 	char peer[300];
 	SSL_CTX *ctx;
 	SSL *ssl;
+	X509 *leaf;             /* the peer's certificate, seen while verifying */
+	unsigned char first_record[5];  /* the first record header received */
+	size_t first_record_len;
 	char error[512];
 };
 
@@ -250,20 +254,97 @@ static SSL_CTX *make_ctx(const struct net_tls_opts *opts, char *err, size_t errl
 	return ctx;
 }
 
-/* Describe why verification failed: expected name, certificate subject,
-   and OpenSSL's reason (FAULTS rows 3 and 4). */
+/* The names a certificate is valid for (its subjectAltName DNS and IP
+   entries) as "DNS:a, IP:1.2.3.4", or "" when it has none. */
+static void cert_names(X509 *cert, char *buf, size_t size)
+{
+	GENERAL_NAMES *names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+	size_t o = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; names != NULL && i < sk_GENERAL_NAME_num(names); i++) {
+		const GENERAL_NAME *gn = sk_GENERAL_NAME_value(names, i);
+		char one[4 * 64 + 8] = "";
+
+		if (gn->type == GEN_DNS) {
+			const unsigned char *d = ASN1_STRING_get0_data(gn->d.dNSName);
+			int len = ASN1_STRING_length(gn->d.dNSName);
+			char show[4 * 64 + 1];
+
+			/* shown escaped: a certificate is the peer's data */
+			conn_hint_show(d, len > 64 ? 64 : (size_t)len, show, sizeof(show));
+			snprintf(one, sizeof(one), "DNS:%.*s", (int)sizeof(one) - 5, show);
+		} else if (gn->type == GEN_IPADD) {
+			const unsigned char *d = ASN1_STRING_get0_data(gn->d.iPAddress);
+			int len = ASN1_STRING_length(gn->d.iPAddress);
+			char ip[INET6_ADDRSTRLEN] = "?";
+
+			if (len == 4 || len == 16)
+				inet_ntop(len == 4 ? AF_INET : AF_INET6, d, ip, sizeof(ip));
+			snprintf(one, sizeof(one), "IP:%s", ip);
+		} else {
+			continue;
+		}
+		if (o + strlen(one) + 3 >= size) {
+			snprintf(buf + o, size - o, "%s...", o ? ", " : "");
+			break;
+		}
+		o += (size_t)snprintf(buf + o, size - o, "%s%s", o ? ", " : "", one);
+	}
+	GENERAL_NAMES_free(names);
+}
+
+/* Describe why verification failed: expected name, certificate subject
+   and the names it is valid for, and OpenSSL's reason (FAULTS rows 3
+   and 4).  The certificate is the one the verify callback saw: after a
+   failed verification OpenSSL keeps none for the session. */
 static void describe_verify_failure(struct net_conn *c, char *err, size_t errlen)
 {
 	long vr = SSL_get_verify_result(c->ssl);
 	X509 *cert = SSL_get1_peer_certificate(c->ssl);
-	char subject[256] = "(no certificate)";
+	char subject[256], names[512], what[800] = "no certificate";
 
+	if (cert == NULL && c->leaf != NULL && X509_up_ref(c->leaf) == 1)
+		cert = c->leaf;
 	if (cert != NULL) {
 		X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof(subject));
+		cert_names(cert, names, sizeof(names));
+		snprintf(what, sizeof(what), "certificate subject %s, %s%s", subject,
+			 names[0] != '\0' ? "valid for " : "no subjectAltName", names);
 		X509_free(cert);
 	}
-	snprintf(err, errlen, "TLS certificate of %s refused: %s (expected name %s, certificate subject %s)",
-		 c->peer, X509_verify_cert_error_string(vr), c->host, subject);
+	bool mismatch = vr == X509_V_ERR_HOSTNAME_MISMATCH || vr == X509_V_ERR_IP_ADDRESS_MISMATCH;
+	snprintf(err, errlen, "TLS certificate of %s refused: %s (expected name %s, %s)%s",
+		 c->peer, X509_verify_cert_error_string(vr), c->host, what,
+		 mismatch ? ": set host to a name the certificate is valid for" : "");
+}
+
+/* Keep the peer's certificate as verification sees it, for the message
+   if verification fails; the verdict itself is OpenSSL's. */
+static int verify_keep_leaf(int preverify_ok, X509_STORE_CTX *xs)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct net_conn *c = ssl != NULL ? SSL_get_app_data(ssl) : NULL;
+	X509 *leaf = X509_STORE_CTX_get0_cert(xs);
+
+	if (c != NULL && c->leaf == NULL && leaf != NULL && X509_up_ref(leaf) == 1)
+		c->leaf = leaf;
+	return preverify_ok;
+}
+
+/* Keep the first record header the peer sent: when the handshake fails,
+   it tells whether the peer speaks TLS at all. */
+static void msg_keep_header(int write_p, int version, int content_type, const void *buf,
+			    size_t len, SSL *ssl, void *arg)
+{
+	struct net_conn *c = arg;
+
+	(void)version;
+	(void)ssl;
+	if (write_p || content_type != SSL3_RT_HEADER || c->first_record_len != 0 || len == 0)
+		return;
+	c->first_record_len = len < sizeof(c->first_record) ? len : sizeof(c->first_record);
+	memcpy(c->first_record, buf, c->first_record_len);
 }
 
 /* Did the handshake fail because the peer went away (EOF, reset) rather
@@ -303,6 +384,11 @@ enum net_status net_start_tls(struct net_conn *c, const struct net_tls_opts *opt
 		snprintf(err, errlen, "TLS setup failed: cannot set host name");
 		return NET_ERR_TLS;
 	}
+	SSL_set_app_data(c->ssl, c);
+	if (opts->verify)
+		SSL_set_verify(c->ssl, SSL_VERIFY_PEER, verify_keep_leaf);
+	SSL_set_msg_callback(c->ssl, msg_keep_header);
+	SSL_set_msg_callback_arg(c->ssl, c);
 	for (;;) {
 		int r = SSL_connect(c->ssl);
 		if (r == 1)
@@ -325,6 +411,16 @@ enum net_status net_start_tls(struct net_conn *c, const struct net_tls_opts *opt
 					 c->peer, se == SSL_ERROR_SYSCALL && saved != 0
 					 ? strerror(saved) : "closed by the peer");
 				return se == SSL_ERROR_SYSCALL && saved != 0 ? NET_ERR_IO : NET_ERR_EOF;
+			} else if (conn_hint_plain_text(c->first_record, c->first_record_len)) {
+				/* "* OK ..." where a ServerHello was expected
+				   (OpenSSL: wrong version number) */
+				char show[4 * sizeof(c->first_record) + 1];
+
+				ERR_clear_error();
+				conn_hint_show(c->first_record, c->first_record_len, show, sizeof(show));
+				snprintf(err, errlen, "TLS handshake with %s failed: the server sent "
+					 "plain text (\"%s...\") instead of a TLS record; %s",
+					 c->peer, show, CONN_HINT_SPEAKS_PLAIN);
 			} else {
 				openssl_error_text(e, sizeof(e));
 				snprintf(err, errlen, "TLS handshake with %s failed: %s",
@@ -462,9 +558,83 @@ void net_close(struct net_conn **connp)
 	}
 	if (c->ctx != NULL)
 		SSL_CTX_free(c->ctx);
+	X509_free(c->leaf);
 	if (c->fd >= 0)
 		close(c->fd);
 	free(c->host);
 	free(c);
 	*connp = NULL;
+}
+
+enum net_status net_wait_readable(struct net_conn *c, int timeout_ms)
+{
+	if (c->ssl != NULL && SSL_pending(c->ssl) > 0)
+		return NET_OK;
+	return wait_fd(c->fd, POLLIN, now_ms() + timeout_ms);
+}
+
+/* Wait until fd has data, at most until deadline; false also when
+   watch (if >= 0) gets data first, or the stop flag is set. */
+static bool wait_probe(int fd, int watch, int64_t deadline)
+{
+	struct pollfd pfd[2] = { { .fd = fd, .events = POLLIN },
+				 { .fd = watch, .events = POLLIN } };
+
+	for (;;) {
+		int64_t left = deadline - now_ms();
+
+		if ((stop_flag != NULL && *stop_flag) || left <= 0)
+			return false;
+		int r = poll(pfd, watch >= 0 ? 2 : 1, left > 1000 ? 1000 : (int)left);
+		if (r < 0 && errno != EINTR)
+			return false;
+		if (r > 0 && watch >= 0 && pfd[1].revents != 0)
+			return false;
+		if (r > 0 && pfd[0].revents != 0)
+			return true;
+	}
+}
+
+bool net_probe_tls(const char *host, uint16_t port, int timeout_ms, const struct net_conn *watch)
+{
+	int64_t deadline = now_ms() + timeout_ms;
+	struct net_conn *c = NULL;
+	unsigned char head[5];
+	char err[256];
+	bool tls = false;
+
+	if (timeout_ms <= 0 || net_connect(host, port, timeout_ms, &c, err, sizeof(err)) != NET_OK)
+		return false;
+	/* A ClientHello that verifies nothing: nothing but its first answer
+	   is ever read, and the connection is dropped right after. */
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	SSL *ssl = ctx != NULL ? SSL_new(ctx) : NULL;
+	if (ssl != NULL && SSL_set_fd(ssl, c->fd) == 1) {
+		SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
+		if (!host_is_ip(host))
+			SSL_set_tlsext_host_name(ssl, host);
+		SSL_set_msg_callback(ssl, msg_keep_header);
+		SSL_set_msg_callback_arg(ssl, c);
+		int r = SSL_connect(ssl);
+		/* On loopback a whole TLS 1.3 handshake may be done in this
+		   one call; or the answer's first record header was read
+		   already (then it decides); or the ClientHello is out and
+		   OpenSSL waits for the answer: peek at it. */
+		if (r == 1) {
+			tls = true;
+		} else if (c->first_record_len == 0 &&
+			   SSL_get_error(ssl, r) == SSL_ERROR_WANT_READ) {
+			if (wait_probe(c->fd, watch != NULL ? watch->fd : -1, deadline)) {
+				ssize_t n = recv(c->fd, head, sizeof(head), MSG_PEEK);
+				tls = n > 0 && conn_hint_tls_record(head, (size_t)n);
+			}
+		} else {
+			tls = conn_hint_tls_record(c->first_record, c->first_record_len);
+		}
+	}
+	ERR_clear_error();
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
+	net_close(&c);
+	return tls;
 }

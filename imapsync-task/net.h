@@ -59,6 +59,17 @@ ssize_t net_read(struct net_conn *conn, void *buf, size_t len, int timeout_ms,
 /* Write everything. */
 enum net_status net_write(struct net_conn *conn, const void *buf, size_t len,
 			  int timeout_ms);
+/* Wait until the connection has data to read (NET_OK), at most
+   timeout_ms (NET_ERR_TIMEOUT), or until the stop flag is set.  Nothing
+   is read. */
+enum net_status net_wait_readable(struct net_conn *conn, int timeout_ms);
+/* Does host:port answer a TLS ClientHello with a TLS record, that is,
+   does it speak TLS at once (imaps)?  Tried on a connection of its own,
+   dropped after the first answer; false when it does not answer within
+   timeout_ms, answers anything else, or watch (may be NULL) gets data
+   first (the greeting the probe was for arrived after all). */
+bool net_probe_tls(const char *host, uint16_t port, int timeout_ms,
+		   const struct net_conn *watch);
 /* Last error text for status codes returned above. */
 const char *net_error(const struct net_conn *conn);
 const char *net_peer(const struct net_conn *conn);   /* "host:port" */

@@ -10,8 +10,10 @@
 #include <string.h>
 
 #include "copy.h"
+#include "dry_run.h"
 #include "exitcode.h"
 #include "log.h"
+#include "progress.h"
 #include "remote_delete.h"
 #include "util.h"
 
@@ -92,12 +94,8 @@ static int expunge_entries(struct sync_env *env, struct jentry **v, size_t n,
 
 	if (n == 0)
 		return 0;
-	if (env->dry_run) {
-		for (size_t i = 0; i < n; i++)
-			log_info("would delete remote UID %u", v[i]->ruid);
-		counts->deleted += n;
-		return 0;
-	}
+	/* A dry run checks as the real run does (both only read), so that
+	   it names exactly the messages the real run would delete. */
 	if ((rc = verify_before_delete(env, v, &n)) != 0 || n == 0)
 		return rc;
 	bool uidplus = imap_client_has_cap(env->remote, CAP_UIDPLUS);
@@ -117,6 +115,16 @@ static int expunge_entries(struct sync_env *env, struct jentry **v, size_t n,
 			return 0;
 		}
 	}
+	if (env->dry_run) {
+		for (size_t i = 0; i < n; i++) {
+			bool inbox = strcmp(v[i]->mbox, "INBOX") == 0;
+			log_info("would delete remote UID %u%s%s", v[i]->ruid,
+				 inbox ? "" : " in ", inbox ? "" : v[i]->mbox);
+		}
+		counts->deleted += n;
+		return 0;
+	}
+	progress_step("deleting %zu message(s) in remote folder %s", n, v[0]->mbox);
 	uint32_t *uids = entry_uids(v, n, false);
 	rc = imap_uid_store(env->remote, uids, n, true, "\\Deleted", &res);
 	if (rc == 0)
@@ -139,7 +147,7 @@ int delete_after_sync(struct sync_env *env, const struct folder_pair *fp, enum j
 	struct entry_list l;
 	int rc;
 
-	sync_entries(env, fp->remote, done, fp->ruv, false, &l);
+	dry_entries(env, fp->remote, done, fp->ruv, &l);
 	rc = expunge_entries(env, l.v, l.n, counts);
 	entry_list_free(&l);
 	return rc;
@@ -162,7 +170,8 @@ int delete_older_than(struct sync_env *env, const struct folder_pair *fp,
 		return sync_cmd_failed(env, env->remote, rc, &res, "UID SEARCH BEFORE");
 	}
 	for (size_t i = 0; i < old.count; i++) {
-		struct jentry *e = journal_get(env->journal, fp->remote, fp->ruv, old.uids[i]);
+		/* In a dry run, what it would have delivered counts too. */
+		struct jentry *e = dry_get(env, fp->remote, fp->ruv, old.uids[i]);
 		if (e != NULL && (e->state == J_SEEN || e->state == J_DELIVERED))
 			entry_list_add(&l, e);
 		else

@@ -116,22 +116,75 @@ int runlog_lock(const char *dir, int *fd_r, pid_t *holder_r, char *err, size_t e
 	return 0;
 }
 
-static void format_record(struct buf *b, const struct run_record *r)
+static bool prefix(const char *s, const char *p)
 {
-	buf_appendf(b, "%lld %lld %d %llu %llu %llu %llu %llu\n", (long long)r->start,
+	return strncmp(s, p, strlen(p)) == 0;
+}
+
+const char *runlog_error_side(int code, const char *msg)
+{
+	if (code == EXIT_CONFIG)
+		return "config";
+	if (code == EXIT_DATAERR || code == EXIT_IOERR)
+		return "state";
+	if (msg == NULL)
+		msg = "";
+	if (prefix(msg, "remote"))
+		return "remote";
+	if (prefix(msg, "local") || prefix(msg, "lmtp"))
+		return "local";
+	if (prefix(msg, "state"))
+		return "state";
+	if (strstr(msg, "the remote server") != NULL)
+		return "remote";
+	if (code == EXIT_CANTCREAT)
+		return "local";
+	return "";
+}
+
+/* The eight numbers; with with_reason, the failure's side and message
+   (one line: control characters become '?'). */
+static void format_record(struct buf *b, const struct run_record *r, bool with_reason)
+{
+	buf_appendf(b, "%lld %lld %d %llu %llu %llu %llu %llu", (long long)r->start,
 		    (long long)r->end, r->exit_code, (unsigned long long)r->copied,
 		    (unsigned long long)r->skipped, (unsigned long long)r->deleted,
 		    (unsigned long long)r->errors, (unsigned long long)r->bytes);
+	if (with_reason && r->side[0] != '\0') {
+		buf_append(b, " side=", 6);
+		for (const char *p = r->side; *p != '\0'; p++)
+			buf_append(b, *p > ' ' && *p != 0x7f ? p : "?", 1);
+	}
+	if (with_reason && r->error[0] != '\0') {
+		buf_append(b, " error=", 7);
+		for (const char *p = r->error; *p != '\0'; p++)
+			buf_append(b, (unsigned char)*p >= ' ' && *p != 0x7f ? p : "?", 1);
+	}
+	buf_append(b, "\n", 1);
 }
 
 static bool parse_record(const char *line, struct run_record *r)
 {
 	long long s, e;
 	unsigned long long c, k, d, er, by;
+	int end = 0;
 
-	if (sscanf(line, "%lld %lld %d %llu %llu %llu %llu %llu", &s, &e, &r->exit_code,
-		   &c, &k, &d, &er, &by) != 8)
+	r->side[0] = r->error[0] = '\0';
+	if (sscanf(line, "%lld %lld %d %llu %llu %llu %llu %llu%n", &s, &e, &r->exit_code,
+		   &c, &k, &d, &er, &by, &end) != 8)
 		return false;
+	/* What newer versions add after the numbers; anything else there
+	   is left alone (a later version's fields). */
+	const char *rest = line + end;
+	if (prefix(rest, " side=")) {
+		rest += 6;
+		size_t n = strcspn(rest, " ");
+		snprintf(r->side, sizeof(r->side), "%.*s", (int)n, rest);
+		rest += n;
+	}
+	const char *msg = strstr(rest, " error=");
+	if (msg != NULL)
+		snprintf(r->error, sizeof(r->error), "%s", msg + 7);
 	r->start = (time_t)s;
 	r->end = (time_t)e;
 	r->copied = c;
@@ -219,25 +272,53 @@ int runlog_totals(const char *dir, struct run_record *tot, uint64_t *runs_r)
 	return 0;
 }
 
+/* May dir/name be replaced?  Only if it is missing or can be read: a
+   file that is there but unreadable (another owner after a run as root,
+   an I/O error) still holds the history, and replacing it with what we
+   could read (nothing) would lose it.  errno is set when not. */
+static bool replaceable(const char *dir, const char *name)
+{
+	char *path = xasprintf("%s/%s", dir, name);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int e = errno;
+
+	free(path);
+	if (fd >= 0) {
+		close(fd);
+		return true;
+	}
+	errno = e;
+	return e == ENOENT;
+}
+
 int runlog_append(const char *dir, const struct run_record *r)
 {
 	struct run_record keep[RUNLOG_KEEP], tot;
-	size_t n = runlog_read(dir, keep, RUNLOG_KEEP - 1);
 	uint64_t runs;
 	struct buf b = { 0 };
 	char *path;
 	int rc;
 
+	if (!replaceable(dir, "runs") || !replaceable(dir, "totals"))
+		return -1;
+	size_t n = runlog_read(dir, keep, RUNLOG_KEEP - 1);
+
 	for (size_t i = 0; i < n; i++)
-		format_record(&b, &keep[i]);
-	format_record(&b, r);
+		format_record(&b, &keep[i], true);
+	format_record(&b, r, true);
 	path = xasprintf("%s/runs", dir);
 	rc = replace_file(path, &b);
 	free(path);
 	buf_free(&b);
 
-	if (runlog_totals(dir, &tot, &runs) < 0)
+	if (runlog_totals(dir, &tot, &runs) < 0) {
+		/* Damaged: kept aside for the operator, not overwritten. */
+		char *from = xasprintf("%s/totals", dir), *to = xasprintf("%s/totals.damaged", dir);
+		(void)rename(from, to);
+		free(from);
+		free(to);
 		memset(&tot, 0, sizeof(tot));
+	}
 	if (runs == 0)
 		tot.start = r->start;
 	tot.end = r->end;
@@ -248,7 +329,7 @@ int runlog_append(const char *dir, const struct run_record *r)
 	tot.errors += r->errors;
 	tot.bytes += r->bytes;
 	buf_appendf(&b, "%llu ", (unsigned long long)runs + 1);
-	format_record(&b, &tot);
+	format_record(&b, &tot, false);
 	path = xasprintf("%s/totals", dir);
 	if (replace_file(path, &b) < 0)
 		rc = -1;

@@ -11,6 +11,11 @@ struct run_record {
 	time_t start, end;
 	int exit_code;
 	uint64_t copied, skipped, deleted, errors, bytes;
+	/* Why a run failed: "" when it did not, or when the record comes
+	   from a version that did not record it.  side: remote, local,
+	   state, config, or "" (unknown); see runlog_error_side(). */
+	char side[16];
+	char error[400];
 };
 
 /* Create dir if needed and take its lock without waiting.  0 on success
@@ -23,7 +28,11 @@ double runlog_lock_mtime(int fd);
 void runlog_touch(int fd);
 
 /* Append a record to dir/runs (keeps the last RUNLOG_KEEP) and add it
-   to the lifetime totals in dir/totals. */
+   to the lifetime totals in dir/totals.  A line of runs is
+   "START END EXIT COPIED SKIPPED DELETED ERRORS BYTES", then, when the
+   run failed, " side=SIDE error=MESSAGE" (to the end of the line); lines
+   without them (older versions) are read as before, and older versions
+   read the eight numbers of new lines. */
 #define RUNLOG_KEEP 100
 int runlog_append(const char *dir, const struct run_record *r);
 /* Read up to max newest records, newest last.  Returns the count. */
@@ -32,5 +41,11 @@ size_t runlog_read(const char *dir, struct run_record *recs, size_t max);
 int runlog_totals(const char *dir, struct run_record *tot, uint64_t *runs_r);
 
 const char *exit_code_verdict(int code);
+
+/* Which side a failure is on, from its exit code and message: "config"
+   (78), "state" (65, 74, or a message about the state), "remote" or
+   "local" (the message names the connection), "local" for 73, else ""
+   when nothing tells. */
+const char *runlog_error_side(int code, const char *message);
 
 #endif

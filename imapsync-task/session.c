@@ -7,6 +7,7 @@
 #include "exitcode.h"
 #include "imap_cmds.h"
 #include "log.h"
+#include "progress.h"
 #include "session.h"
 #include "util.h"
 
@@ -73,10 +74,14 @@ int session_open(const struct session_opts *so, const struct task *t,
 	if ((rc = load_secrets(t, l, s)) != 0)
 		return rc;
 	client_opts(so, &t->remote, "remote", &co);
+	progress_step("connecting to remote %s:%u (%s)", t->remote.host, t->remote.port,
+		      security_name(t->remote.security));
 	rc = imap_client_connect(&co, &s->remote, err, sizeof(err));
-	if (rc == 0)
+	if (rc == 0) {
+		progress_step("logging in to remote as %s", t->remote_user);
 		rc = imap_login(s->remote, t->remote_user, s->remote_pw->value, NULL, 0,
 				err, sizeof(err));
+	}
 	if (rc != 0) {
 		log_warnx("%s", err);
 		return rc;
@@ -84,13 +89,19 @@ int session_open(const struct session_opts *so, const struct task *t,
 	struct imap_result res;
 	(void)imap_id(s->remote, &res);   /* courtesy for the remote's logs */
 	client_opts(so, &l->ep, "local (Dovecot master user)", &co);
+	progress_step("connecting to local %s:%u (%s)", l->ep.host, l->ep.port,
+		      security_name(l->ep.security));
 	rc = imap_client_connect(&co, &s->local, err, sizeof(err));
-	if (rc == 0)
+	if (rc == 0) {
+		progress_step("logging in to local as %s%c%s", t->local_user,
+			      l->master_separator, l->master_user);
 		rc = imap_login(s->local, t->local_user, s->master_pw->value, l->master_user,
 				l->master_separator, err, sizeof(err));
+	}
 	if (rc != 0) {
 		log_warnx("%s", err);
 		return rc;
 	}
+	log_debug("logged in to both sides");
 	return 0;
 }

@@ -19,6 +19,8 @@
 #include "lmtp.h"
 #include "task.h"
 
+struct dry_overlay;
+
 struct sync_counts {
 	uint64_t copied;        /* delivered this run */
 	uint64_t skipped;       /* permanently skipped by policy or limits */
@@ -46,6 +48,8 @@ struct sync_env {
 	struct lmtp_session *lmtp;     /* delivery = lmtp; NULL otherwise */
 	unsigned protocol_errors;      /* messages not taken because the
 	                                  remote answered badly: exit 76 */
+	struct dry_overlay *dry;       /* dry run: what it would have
+	                                  changed (dry_run.h) */
 	char error[512];               /* why the run stopped: the first
 	                                  error told wins */
 };

@@ -35,6 +35,7 @@
 #include "log.h"
 #include "match.h"
 #include "mutf7.h"
+#include "progress.h"
 #include "reconcile.h"
 #include "remote_delete.h"
 #include "sync.h"
@@ -309,6 +310,7 @@ static int copy_new(struct pass *p)
 				  &pool, &res)) != 0)
 		rc = sync_cmd_failed(env, env->local_imap, rc, &res, "EXAMINE");
 	log_info("%zu message(s) to copy", n);
+	progress_begin_folder(p->fp.remote, n);
 	for (size_t i = 0; i < n && rc == 0; i += COPY_BATCH) {
 		if (env->stop != NULL && *env->stop) {
 			rc = sync_fail(env, EXIT_TEMPFAIL, "stopped by a signal; the next run resumes");
@@ -317,11 +319,8 @@ static int copy_new(struct pass *p)
 		size_t k = n - i < COPY_BATCH ? n - i : COPY_BATCH;
 		rc = copy_batch(env, &p->fp, uids + i, k, &stale,
 				use_pool && !p->pf->create ? &pool : NULL, p->counts);
-		if (env->progress)
-			log_info("%zu/%zu processed, %llu copied, %llu MB", i + k, n,
-				 (unsigned long long)p->counts->copied,
-				 (unsigned long long)(p->counts->bytes / 1000000));
 	}
+	progress_end();
 	local_pool_free(&pool);
 	stale_free(&stale);
 	free(uids);
@@ -409,6 +408,7 @@ static int pass_folder(struct pass *p)
 		log_info("unchanged since the last run");
 		return 0;
 	}
+	progress_step("%s remote folder %s", readonly ? "examining" : "selecting", p->fp.remote);
 	rc = imap_select(env->remote, p->fp.remote_wire, readonly, &p->rbox, &res);
 	if (rc != 0)
 		return sync_cmd_failed(env, env->remote, rc, &res, readonly ? "EXAMINE" : "SELECT");
@@ -421,15 +421,17 @@ static int pass_folder(struct pass *p)
 	if ((rc = copy_new(p)) != 0 || (rc = sync_flags(p)) != 0)
 		return rc;
 	verify(p);
-	if (env->dry_run)
-		return 0;
-	struct imap_mailbox lst;
-	struct jfolder_rec rec = { .ruv = p->fp.ruv, .maxuid = p->rbox.uidnext - 1,
-				   .modseq = p->rbox.highestmodseq };
-	if (imap_status(env->local_imap, p->fp.local, &lst, &res) == 0)
-		rec.luv = lst.uidvalidity;
-	if ((rc = journal_set_folder_record(env->journal, p->fp.remote, &rec)) != 0)
-		return sync_journal_failed(env, rc);
+	if (!env->dry_run) {
+		struct imap_mailbox lst;
+		struct jfolder_rec rec = { .ruv = p->fp.ruv, .maxuid = p->rbox.uidnext - 1,
+					   .modseq = p->rbox.highestmodseq };
+		if (imap_status(env->local_imap, p->fp.local, &lst, &res) == 0)
+			rec.luv = lst.uidvalidity;
+		if ((rc = journal_set_folder_record(env->journal, p->fp.remote, &rec)) != 0)
+			return sync_journal_failed(env, rc);
+	}
+	/* A dry run predicts the deletions too: what it would have copied
+	   counts as delivered (dry_run.h). */
 	if (env->task->delete_mode == DELETE_AFTER_SYNC)
 		return delete_after_sync(env, &p->fp, J_DELIVERED, p->counts);
 	if (env->task->delete_mode == DELETE_OLDER_THAN)

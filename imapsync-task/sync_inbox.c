@@ -20,9 +20,11 @@
 #include <string.h>
 
 #include "copy.h"
+#include "dry_run.h"
 #include "exitcode.h"
 #include "log.h"
 #include "match.h"
+#include "progress.h"
 #include "reconcile.h"
 #include "remote_delete.h"
 #include "sync.h"
@@ -166,17 +168,27 @@ static int mark_delivered_seen(struct sync_env *env, const struct folder_pair *f
 
 	if (sieve && (rc = filter_delivered(env, fp)) != 0)
 		return rc;
-	sync_entries(env, fp->remote, sieve ? J_FILTERED : J_DELIVERED, fp->ruv, false, &l);
+	/* In a dry run, through its overlay: what the copy would have
+	   delivered is marked too, and what was marked once is not again. */
+	dry_entries(env, fp->remote, sieve ? J_FILTERED : J_DELIVERED, fp->ruv, &l);
 	/* FILTERED entries left by an earlier sieve-mode run count too. */
-	sync_entries(env, fp->remote, J_FILTERED, fp->ruv, false, &f);
+	dry_entries(env, fp->remote, J_FILTERED, fp->ruv, &f);
 	for (size_t i = 0; !sieve && i < f.n; i++)
 		entry_list_add(&l, f.v[i]);
 	entry_list_free(&f);
 	if (l.n > 0 && env->dry_run) {
-		log_info("would mark %zu delivered message(s) \\Seen on the remote", l.n);
+		uint32_t *uids = entry_uids(l.v, l.n, false);
+		char *set = uid_list_to_set(uids, uid_array_sort_unique(uids, l.n));
+		log_info("would mark %zu delivered message(s) \\Seen on the remote: UID %s",
+			 l.n, set);
+		free(set);
+		free(uids);
+		for (size_t i = 0; i < l.n; i++)
+			dry_note_seen(env, l.v[i]);
 	} else if (l.n > 0) {
 		struct imap_result res;
 		uint32_t *uids = entry_uids(l.v, l.n, false);
+		log_debug("marking %zu delivered message(s) \\Seen on the remote", l.n);
 		rc = imap_uid_store(env->remote, uids, l.n, true, "\\Seen", &res);
 		free(uids);
 		if (rc != 0)
@@ -308,10 +320,6 @@ static int copy_candidates(struct sync_env *env, const struct folder_pair *fp,
 			   rather than next run.  The first error is the one told. */
 			(void)mark_delivered_seen(env, fp);
 		i += k;
-		if (env->progress)
-			log_info("%zu/%zu processed, %llu delivered, %llu MB", i, cand->count,
-				 (unsigned long long)counts->copied,
-				 (unsigned long long)(counts->bytes / 1000000));
 	}
 	return rc;
 }
@@ -326,6 +334,7 @@ int sync_inbox(struct sync_env *env, struct sync_counts *counts)
 	int rc;
 
 	log_set_folder(fp.remote);
+	progress_step("%s remote folder %s", env->dry_run ? "examining" : "selecting", fp.remote);
 	rc = imap_select(env->remote, fp.remote_wire, env->dry_run, &rbox, &res);
 	if (rc != 0) {
 		log_set_folder(NULL);
@@ -346,7 +355,9 @@ int sync_inbox(struct sync_env *env, struct sync_counts *counts)
 		goto out;
 	count_seen_elsewhere(env, &fp, counts);
 	log_info("%zu new message(s) in the remote INBOX", cand.count);
+	progress_begin_folder(fp.remote, cand.count);
 	rc = copy_candidates(env, &fp, &cand, &stale, counts);
+	progress_end();
 	if (rc == 0 && env->task->delete_mode == DELETE_AFTER_SYNC)
 		rc = delete_after_sync(env, &fp, J_SEEN, counts);
 	else if (rc == 0 && env->task->delete_mode == DELETE_OLDER_THAN)

@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -195,7 +196,8 @@ static void report_missing(struct loader *l, const char *section,
 
 /* The value of section.key as an index into names, dflt if the key is
    absent, -1 if the value is none of names (reported).  *e_r (if not
-   NULL) is the key's entry. */
+   NULL) is the key's entry.  Case does not matter ("STARTTLS"): the
+   names are ASCII and none differ in case only. */
 static int get_enum(struct loader *l, const char *section, const char *key,
 		    const char *const *names, int dflt,
 		    const struct ini_entry **e_r)
@@ -210,7 +212,7 @@ static int get_enum(struct loader *l, const char *section, const char *key,
 	if (e == NULL)
 		return dflt;
 	for (int i = 0; names[i] != NULL; i++) {
-		if (strcmp(val, names[i]) == 0)
+		if (strcasecmp(val, names[i]) == 0)
 			return i;
 	}
 	all = str_join(names, ", ");
@@ -229,13 +231,12 @@ static bool parse_bool(struct loader *l, const struct ini_entry *e,
 	static const char *const no[] = { "no", "false", "0", NULL };
 	char *q;
 
-	if (str_in_list(val, yes)) {
-		*b_r = true;
-		return true;
-	}
-	if (str_in_list(val, no)) {
-		*b_r = false;
-		return true;
+	/* in any case, as the enums */
+	for (size_t i = 0; yes[i] != NULL; i++) {
+		if (strcasecmp(val, yes[i]) == 0 || strcasecmp(val, no[i]) == 0) {
+			*b_r = strcasecmp(val, yes[i]) == 0;
+			return true;
+		}
 	}
 	q = ini_quote(val);
 	ini_report_add(&l->rep, e->line, e->key,
@@ -453,6 +454,14 @@ void local_config_free(struct local_config **cfgp)
 struct local_config *local_config_load(const char *config_dir,
 				       task_error_fn *err, void *ctx)
 {
+	return local_config_load_with(config_dir, 0, err, ctx);
+}
+
+struct local_config *local_config_load_with(const char *config_dir,
+					    unsigned flags,
+					    task_error_fn *err, void *ctx)
+{
+	bool check = (flags & TASK_LOAD_NO_PASSWORD_CHECK) == 0;
 	struct loader l = { 0 };
 	struct local_config *cfg = xcalloc(1, sizeof(*cfg));
 	const struct ini_entry *e;
@@ -497,16 +506,18 @@ struct local_config *local_config_load(const char *config_dir,
 					       "must be a file name");
 			} else {
 				cfg->master_password_file = resolve_path(l.base_dir, v);
-				check_password_file(&l, e->line, e->key,
-						    cfg->master_password_file,
-						    "master.password");
+				if (check)
+					check_password_file(&l, e->line, e->key,
+							    cfg->master_password_file,
+							    "master.password");
 			}
 		} else {
 			cfg->master_password_file = path_join(l.base_dir, "master.pwd");
-			check_password_file(&l, section_line(&l, "local"),
-					    "master_password_file",
-					    cfg->master_password_file,
-					    "master.password");
+			if (check)
+				check_password_file(&l, section_line(&l, "local"),
+						    "master_password_file",
+						    cfg->master_password_file,
+						    "master.password");
 		}
 
 		if ((e = get(&l, "local", "lmtp", &v)) != NULL) {
@@ -693,7 +704,7 @@ static void parse_task_section(struct loader *l, struct task *t, char sep)
 			       folder_mode_name(t->folders));
 
 	if ((e = get(l, "task", "interval", &v)) != NULL) {
-		if (strcmp(v, "manual") == 0) {
+		if (strcasecmp(v, "manual") == 0) {
 			t->manual = true;
 		} else if (!timespan_parse(v, &n)) {
 			char *q = ini_quote(v);

@@ -79,6 +79,11 @@ void task_free(struct task **task);
 #define TASK_LOAD_NO_PASSWORD_CHECK 0x1u
 struct task *task_load_with(const char *config_dir, const char *name,
 			    unsigned flags, task_error_fn *err, void *ctx);
+/* local_config_load() with the same flags (TASK_LOAD_NO_PASSWORD_CHECK
+   skips the check of master_password_file). */
+struct local_config *local_config_load_with(const char *config_dir,
+					    unsigned flags,
+					    task_error_fn *err, void *ctx);
 
 /* Names of every tasks/NAME.ini (sorted, NULL-terminated; free with
    task_names_free).  NULL with errno set on failure to read the dir. */

@@ -848,6 +848,50 @@ def test_kill_sweep(pair):
            bad_rerun[:8])
 
 
+def test_random_kills(pair):
+    """Real SIGKILLs at random moments of a multi-folder copy of 1,500
+    messages (4 folders), each followed by the next attempt; new mail
+    arrives in every folder before each attempt, so there is always work
+    to interrupt.  At the end: an exact copy, nothing doubled."""
+    import random
+    import signal
+    import subprocess
+    rnd = random.Random(20261201)
+    ruser, luser = "rk", "rk"
+    setup_users(pair, ruser, luser)
+    names = ["INBOX", "Archive/2022", "Büro", "Lists/dev"]
+    folders = {f: [msg(2000 + 400 * k + i, size=1500 + 13 * i) for i in range(375)]
+               for k, f in enumerate(names)}
+    seed_all(pair, ruser, folders)
+    te = FolderTask(pair, ruser, local_user=luser, name="rk")
+    kills, n = 0, 0
+    for attempt in range(120):
+        extra = {f: [msg(90000 + 10 * n + k)] for k, f in enumerate(names)}
+        n += 1
+        seed_all(pair, ruser, extra)
+        p = subprocess.Popen(te.argv("run", "rk"), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        time.sleep(rnd.uniform(0.01, 0.25))
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            kills += 1
+        p.wait()
+        if kills >= 15:
+            break
+    r = te.run()
+    tap.ok(ok_run(r), "random kills: a run after them exits 0", output(r))
+    tap.diag(f"random SIGKILLs delivered: {kills} in {attempt + 1} attempts")
+    tap.ok(kills >= 15, f"random kills: 15 runs were killed mid-flight ({kills})")
+    plan = {f: f for f in names}
+    exp = expected_local(pair, ruser, plan)
+    got = local_state(pair, luser)
+    dd = diff(exp, got, lambda x: x[0])
+    tap.ok(not dd, "random kills: the local account is an exact copy, nothing doubled",
+           str(dd)[:2000])
+    r = te.run()
+    tap.ok(ok_run(r, 0), "random kills: and a further run copies 0", output(r))
+
+
 # -------------------------------------------------------------------------
 # Courier layout remote: INBOX. prefix, '.' separator
 
@@ -996,7 +1040,8 @@ def main():
     with DovecotPair(name="folders") as pair:
         run_tests((test_main, test_special_names, test_preseeded, test_exclusions,
                    test_after_sync, test_after_sync_quota, test_older_than,
-                   test_select_refused, test_skipped, test_big, test_kill_sweep), pair)
+                   test_select_refused, test_skipped, test_big, test_kill_sweep,
+                   test_random_kills), pair)
     with DovecotPair(name="folders-courier", layout="courier") as pair:
         run_tests((test_courier,), pair)
     with DovecotPair(name="folders-attr", remote_extra_conf=ATTR_CONF) as pair:

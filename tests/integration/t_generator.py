@@ -5,9 +5,13 @@ Builds CONFIG/tasks/ with two scheduled tasks (15min, 1h), a manual task,
 a task with an unknown key, a file name that is not a valid task name and
 a non-.ini file; runs the generator the way systemd does (three output
 directories) with IMAPSYNC_TASK_CONFIG_DIR pointing at it, and checks
-exactly what it wrote.  Also: the generated drop-ins load in systemd
-(systemd-analyze verify), a missing config dir writes nothing and exits 0,
-a wrong command line exits nonzero.  Prints TAP.
+exactly what it wrote: timer links and interval drop-ins for the scheduled
+tasks, a credentials drop-in (LoadCredential= of the task's password file
+and of the master password file, wherever they are) for every valid task.
+Also: the generated drop-ins load in systemd (systemd-analyze verify), a
+broken imapsync-task.conf leaves the master credential to the template
+(and says so), a missing config dir writes nothing and exits 0, a wrong
+command line exits nonzero.  Prints TAP.
 """
 import os
 import shutil
@@ -35,7 +39,7 @@ def bail(reason):
     sys.exit(1)
 
 
-def task_ini(name, interval, extra=""):
+def task_ini(name, interval, extra="", password_file="{cfg}/tasks/%s.pwd"):
     return (
         "[task]\n"
         "local_user = alice\n"
@@ -50,7 +54,7 @@ def task_ini(name, interval, extra=""):
         "port = 993\n"
         "security = tls\n"
         "user = alice@example.org\n"
-        "password_file = {cfg}/tasks/%s.pwd\n" % (interval, extra, name)
+        "password_file = %s\n" % (interval, extra, password_file.replace("%s", name))
     )
 
 
@@ -64,7 +68,12 @@ TASKS = {
     "byhand": (task_ini("byhand", "manual"), None),
     "broken": (task_ini("broken", "15min", "colour = blue\n"), None),
     "bad name": (task_ini("bad name", "15min"), None),
+    # Password file outside the config dir, written with "." and "//".
+    "elsewhere": (task_ini("elsewhere", "manual",
+                           password_file="{root}/secrets/./x//elsewhere.pwd"), None),
 }
+# Valid tasks: a credentials drop-in each, manual ones too.
+VALID = ("every15", "hourly", "nopwd", "byhand", "elsewhere")
 
 
 def write_file(path, text, mode):
@@ -80,14 +89,20 @@ def make_config(root):
     os.makedirs(tasks, mode=0o755)
     os.chmod(cfg, 0o755)
     os.chmod(tasks, 0o755)
+    os.makedirs(os.path.join(root, "secrets", "x"))
     for name, (text, _) in TASKS.items():
         write_file(os.path.join(tasks, name + ".ini"),
-                   text.replace("{cfg}", cfg), 0o644)
-        if name != "nopwd":
+                   text.replace("{cfg}", cfg).replace("{root}", root), 0o644)
+        if name == "elsewhere":
+            write_file(os.path.join(root, "secrets", "x", "elsewhere.pwd"), "secret\n", 0o600)
+        elif name != "nopwd":
             write_file(os.path.join(tasks, name + ".pwd"), "secret\n", 0o600)
     write_file(os.path.join(tasks, "README.txt"),
                "[task]\ninterval = 5min\n", 0o644)
-    write_file(os.path.join(cfg, "master.pwd"), "master\n", 0o600)
+    # The master password file outside the config dir, relative to it.
+    write_file(os.path.join(cfg, "imapsync-task.conf"),
+               "[local]\nmaster_password_file = ../secrets/master.pwd\n", 0o644)
+    write_file(os.path.join(root, "secrets", "master.pwd"), "master\n", 0o600)
     return cfg
 
 
@@ -179,6 +194,25 @@ def check_scheduled(out, cfg, name, interval):
     ok(stat.S_IMODE(st.st_mode) == 0o644, "%s: drop-in mode 0644" % name)
 
 
+def check_credentials(out, name, task_pwd, master_pwd):
+    dropin = "imapsync-task@%s.service.d/10-credentials.conf" % name
+    kind, text = out.get(dropin, (None, ""))
+    if not ok(kind == "file", "%s: credentials drop-in %s written" % (name, dropin)):
+        return
+    s = dropin_settings(text)
+    creds = values(s, "Service", "LoadCredential")
+    want = ["task.%s.password:%s" % (name, task_pwd)]
+    if master_pwd is not None:
+        want.append("master.password:%s" % master_pwd)
+    ok(creds == want, "%s: LoadCredential= exactly %r (%r)" % (name, want, creds))
+    source = os.path.join(CFG, "tasks", name + ".ini")
+    ok("imapsync-task-generator" in text.splitlines()[0]
+       and values(s, "Unit", "SourcePath") == [source],
+       "%s: credentials drop-in names the generator, SourcePath=%s" % (name, source))
+    st = os.lstat(os.path.join(OUT_TOP, dropin))
+    ok(stat.S_IMODE(st.st_mode) == 0o644, "%s: credentials drop-in mode 0644" % name)
+
+
 def verify_with_systemd(root, out):
     """Load a generated timer with its drop-in in systemd-analyze verify."""
     units = os.path.join(TOP_BUILDDIR, "units")
@@ -198,23 +232,24 @@ def verify_with_systemd(root, out):
         f.write("\n".join(service) + "\n")
     env = dict(os.environ, SYSTEMD_UNIT_PATH="%s:%s:" % (out, unitdir),
                SYSTEMD_LOG_LEVEL="notice")
-    r = subprocess.run(["systemd-analyze", "verify", "--man=no",
-                        "imapsync-task@every15.timer"],
-                       env=env, capture_output=True, text=True, timeout=TIMEOUT)
-    output = (r.stdout + r.stderr).strip()
-    if output:
-        diag(output)
-    ok(r.returncode == 0 and output == "",
-       "systemd-analyze verify loads imapsync-task@every15.timer with its drop-in, silently")
+    for unit in ("imapsync-task@every15.timer", "imapsync-task@elsewhere.service"):
+        r = subprocess.run(["systemd-analyze", "verify", "--man=no", unit],
+                           env=env, capture_output=True, text=True, timeout=TIMEOUT)
+        output = (r.stdout + r.stderr).strip()
+        if output:
+            diag(output)
+        ok(r.returncode == 0 and output == "",
+           "systemd-analyze verify loads %s with its drop-in, silently" % unit)
 
 
 def main():
-    global OUT_TOP
+    global OUT_TOP, CFG
     if not GENERATOR or not os.access(GENERATOR, os.X_OK):
         bail("IMAPSYNC_TASK_GENERATOR is not an executable: %r" % GENERATOR)
     root = tempfile.mkdtemp(prefix="t_generator.")
     try:
         cfg = make_config(root)
+        CFG = cfg
         normal, early, late = (os.path.join(root, d) for d in ("normal", "early", "late"))
         for d in (normal, early, late):
             os.mkdir(d)
@@ -229,6 +264,9 @@ def main():
                 expected |= {"timers.target.wants/imapsync-task@%s.timer" % name,
                              "imapsync-task@%s.timer.d" % name,
                              "imapsync-task@%s.timer.d/50-interval.conf" % name}
+        for name in VALID:
+            expected |= {"imapsync-task@%s.service.d" % name,
+                         "imapsync-task@%s.service.d/10-credentials.conf" % name}
         if not ok(set(out) == expected, "exactly the expected links and drop-ins"):
             diag("unexpected: %s" % sorted(set(out) - expected))
             diag("missing: %s" % sorted(expected - set(out)))
@@ -236,9 +274,16 @@ def main():
         for name, (_, interval) in TASKS.items():
             if interval is not None:
                 check_scheduled(out, cfg, name, interval)
-        ok(not any("byhand" in p or "broken" in p or "README" in p or "bad name" in p
-                   for p in out),
-           "nothing for the manual task, the broken task, a bad name or a non-ini file")
+        master = os.path.join(root, "secrets", "master.pwd")
+        for name in VALID:
+            task_pwd = os.path.join(cfg, "tasks", name + ".pwd")
+            if name == "elsewhere":
+                task_pwd = os.path.join(root, "secrets", "x", "elsewhere.pwd")
+            check_credentials(out, name, task_pwd, master)
+        ok(not any(("byhand" in p and not p.startswith("imapsync-task@byhand.service.d"))
+                   or "broken" in p or "README" in p or "bad name" in p for p in out),
+           "only credentials for the manual task, nothing for the broken task, a bad "
+           "name or a non-ini file")
 
         err_lines = r.stderr.splitlines()
         diag("generator stderr:")
@@ -249,8 +294,10 @@ def main():
            "an error line names broken.ini, every line is prefixed")
         ok(any("colour" in l for l in broken_lines),
            "the error for broken.ini names the bad key")
-        ok(not any(n in l for l in err_lines for n in ("every15", "hourly", "byhand", "nopwd")),
-           "no complaint about the good tasks")
+        ok(not any(n in l for l in err_lines
+                   for n in ("every15", "hourly", "byhand", "nopwd", "elsewhere",
+                             "imapsync-task.conf")),
+           "no complaint about the good tasks or imapsync-task.conf")
         ok("secret" not in r.stderr and "master\n" not in r.stderr,
            "no password in the log")
 
@@ -262,6 +309,44 @@ def main():
            "one-argument form writes the same files")
 
         verify_with_systemd(root, normal)
+
+        # The master password file need not exist (it may come as an
+        # encrypted credential): not checked, still passed, no complaint.
+        conf = os.path.join(cfg, "imapsync-task.conf")
+        os.unlink(conf)
+        write_file(conf, "[local]\nmaster_password_file = /nonexistent/m.pwd\n", 0o644)
+        nomaster = os.path.join(root, "nomaster")
+        os.mkdir(nomaster)
+        r6 = run_generator([nomaster], cfg)
+        creds = values(dropin_settings(tree(nomaster).get(
+            "imapsync-task@every15.service.d/10-credentials.conf", (None, ""))[1]),
+            "Service", "LoadCredential")
+        ok(creds[-1:] == ["master.password:/nonexistent/m.pwd"]
+           and "imapsync-task.conf" not in r6.stderr,
+           "a master password file that does not exist is passed on, unchecked (%r)"
+           % creds[-1:])
+
+        # A broken imapsync-task.conf: the tasks keep their timers and
+        # their own credential; master.password stays the template's.
+        os.unlink(conf)
+        write_file(conf, "[local]\nmaster_password_file = ../secrets/master.pwd\n"
+                   "colour = blue\n", 0o644)
+        bad = os.path.join(root, "badconf")
+        os.mkdir(bad)
+        r5 = run_generator([bad], cfg)
+        out5 = tree(bad)
+        creds = values(dropin_settings(out5.get(
+            "imapsync-task@every15.service.d/10-credentials.conf", (None, ""))[1]),
+            "Service", "LoadCredential")
+        ok(r5.returncode == 0 and
+           "timers.target.wants/imapsync-task@every15.timer" in out5 and
+           creds == ["task.every15.password:%s" % os.path.join(cfg, "tasks", "every15.pwd")],
+           "broken imapsync-task.conf: timers stay, only the task credential is written (%r)"
+           % creds)
+        ok(any("imapsync-task.conf" in l and "colour" in l for l in r5.stderr.splitlines())
+           and any("imapsync-task.conf" in l and "template's default" in l
+                   for l in r5.stderr.splitlines()),
+           "broken imapsync-task.conf: the error and its consequence are logged")
 
         # Missing config dir, and a config dir without tasks/.
         for label, cfgdir in (("missing config dir", os.path.join(root, "nope")),
@@ -286,6 +371,7 @@ def main():
 
 
 OUT_TOP = None
+CFG = None
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -27,10 +27,22 @@ Asserts now:
   - a missing password file fails the unit with 243/CREDENTIALS; a
     LoadCredential= drop-in for a password file elsewhere replaces the
     template's credential of the same ID;
+  - "imapsync-task list" (and --json, status) in the container reads the
+    units over sd-bus: nopwd's last result is 243/CREDENTIALS, from the
+    unit, side config; alpha's is the worker's own record (unavailable,
+    side remote) with its unit's exit status; the broken task file is
+    listed as invalid;
   - systemd-analyze security (online, in the container) stays <= 1.5;
   - with a DovecotPair (tests/lib/dovecot.py) on the host: "check
     --connect" under the template logs in to both sides; a run imports
-    the remote INBOX byte for byte; a second run copies nothing.
+    the remote INBOX byte for byte; a second run copies nothing; a run
+    slowed down by a throttling proxy shows its progress (sd_notify
+    STATUS=: folder, done/total, bytes, rate, ETA) in "systemctl show -p
+    StatusText" and "systemctl status" while it lasts, and "list" shows
+    it running; two tasks for that account started at once take turns
+    through the shared account locks (StateDirectory=imapsync-task/.locks,
+    one User=), every message arriving once, while each task still sees
+    no other's state.
 TODO(worker) below: folders = all, LMTP/Sieve delivery, deletion.
 
 Needs root; installs systemd-container and debootstrap when missing; the
@@ -38,9 +50,11 @@ root file system is cached in /var/cache/imapsync-task-test/.  Bounded:
 every step has a timeout and the whole test a deadline; the container is
 torn down on every exit path.  Prints TAP.
 """
+import collections
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -246,8 +260,16 @@ yesno() { if "$@" 2>/dev/null; then echo yes; else echo no; fi; }
 echo "probe uid=$(id -u)"
 echo "probe cred_task=$(cred task.probe.password)"
 echo "probe cred_master=$(cred master.password)"
-echo "probe state_dir=${STATE_DIRECTORY:-unset}"
-echo "probe state_writable=$(yesno touch "${STATE_DIRECTORY:-/nonexistent}/probe")"
+# $STATE_DIRECTORY lists the task's directory and the shared account
+# locks (imapsync-task(8), "One run per account"), in systemd's order.
+state=; locks=
+for d in $(echo "${STATE_DIRECTORY:-}" | tr ':' ' '); do
+	case $d in */.locks) locks=$d ;; *) state=$d ;; esac
+done
+echo "probe state_dir=${state:-unset}"
+echo "probe state_writable=$(yesno touch "${state:-/nonexistent}/probe")"
+echo "probe locks_writable=$(yesno touch "${locks:-/nonexistent}/probe")"
+echo "probe other_state_listable=$(yesno ls /var/lib/imapsync-task/alpha/.)"
 echo "probe config_readable=$(yesno test -r "$IMAPSYNC_TASK_CONFIG_DIR/tasks/probe.ini")"
 echo "probe raw_password_readable=$(yesno cat "$IMAPSYNC_TASK_CONFIG_DIR/tasks/probe.pwd")"
 echo "probe raw_master_readable=$(yesno cat "$IMAPSYNC_TASK_CONFIG_DIR/master.pwd")"
@@ -408,6 +430,8 @@ def check_probe(c, passwords):
         "cred_master": sha(passwords["master"]),
         "state_dir": "/var/lib/imapsync-task/probe",
         "state_writable": "yes",
+        "locks_writable": "yes",
+        "other_state_listable": "no",    # one User= for all, yet no sharing
         "config_readable": "yes",
         "raw_password_readable": "no",
         "raw_master_readable": "no",
@@ -580,10 +604,176 @@ def check_dovecot_import(c, exec_path, conf_dir, passwords):
         st = c.enter(["ls", "-A", "/var/lib/private/imapsync-task/dove"])
         ok(st.returncode == 0 and st.stdout.strip() != "",
            "the task's state is in its StateDirectory (%s)" % " ".join(st.stdout.split()))
+        check_account_turns(c, pair, conf_dir, ini, passwords, sent)
+        check_progress_status(c, pair, exec_path, conf_dir, ca, passwords)
     whole = c.enter(["journalctl", "--no-pager", "-b", "-o", "cat"], check=True).stdout
     ok(not any(pw in whole for pw in passwords.values()),
        "still no password anywhere in the journal")
     # TODO(worker): folders = all once the worker has it.
+
+
+def check_account_turns(c, pair, conf_dir, ini, passwords, sent):
+    """dove and dove2 copy one remote account into one local user: started
+    in the same second under the template, they take turns through the
+    account locks all instances share (one User=, StateDirectory=
+    imapsync-task/.locks), so every message arrives once."""
+    import dovecot
+
+    put_file(c, "%s/tasks/dove2.ini" % conf_dir, ini, 0o644)
+    put_file(c, "%s/tasks/dove2.pwd" % conf_dir, passwords["remote-alice"] + "\n", 0o600)
+    c.systemctl("daemon-reload", check=True)
+    more = [dovecot.make_message(i) for i in range(100, 300)]
+    dovecot.seed(pair.remote, "alice", "INBOX", more)
+    r = c.enter(["journalctl", "-n0", "--show-cursor", "-q"], check=True)
+    cursor = r.stdout.strip().split("cursor: ", 1)[-1]
+    units = ["imapsync-task@dove.service", "imapsync-task@dove2.service"]
+    c.systemctl("start", "--no-block", *units, check=True)
+    deadline = time.monotonic() + T_RUN
+    while time.monotonic() < deadline:
+        states = [c.systemctl("is-active", u).stdout.strip() for u in units]
+        if not any(s in ("activating", "active", "reloading") for s in states):
+            break
+        time.sleep(0.5)
+    summaries = {}
+    for u in units:
+        es = c.journal("--after-cursor=" + cursor, "-u", u,
+                       until=lambda es: any("summary:" in str(e.get("MESSAGE", ""))
+                                            for e in es))
+        summaries[u] = [str(e.get("MESSAGE", "")) for e in es]
+    diag("account turns: %r" % {u: [m for m in ms if "summary:" in m or "in use" in m]
+                                for u, ms in summaries.items()})
+    ok(all(any("summary:" in m and " exit=0" in m for m in ms) for ms in summaries.values()),
+       "two tasks for one account started at once under systemd: both exit 0")
+    got = collections.Counter(m["bytes"] for m in
+                              dovecot.read_mailbox(pair.local, "alice", "INBOX", master=True))
+    want = sent + more
+    ok(sorted(got) == sorted(want) and all(n == 1 for n in got.values()),
+       "every one of the %d messages arrived once (%d local)" % (len(want), sum(got.values())))
+    ok(any("is in use by task" in m for ms in summaries.values() for m in ms),
+       "one waited for the other, by name")
+    st = c.enter(["ls", "-A", "/var/lib/private/imapsync-task/.locks"])
+    names = st.stdout.split()
+    ok(any(n.startswith("remote-") for n in names) and any(n.startswith("local-") for n in names),
+       "the account locks are in the shared StateDirectory (%s)" % " ".join(names))
+
+
+# --- what list and status tell (issue 12) -----------------------------------
+
+STATE_ROOT = "/var/lib/imapsync-task"     # StateDirectory=imapsync-task/%i
+
+
+def worker_cli(c, exec_path, conf_dir, *args):
+    """The worker's command line in the container, as an admin runs it."""
+    return c.enter([exec_path, "--config-dir", conf_dir, "--state-dir", STATE_ROOT] +
+                   list(args), timeout=T_SHORT)
+
+
+def check_list_units(c, exec_path, conf_dir):
+    """After check_worker_run (alpha: 69) and check_missing_credential
+    (nopwd: 243): list reads the units through sd-bus."""
+    r = worker_cli(c, exec_path, conf_dir, "list")
+    diag(r.stdout + r.stderr)
+    ok(r.returncode == 0 and
+       re.search(r"^nopwd\s+inbox\s+manual\s+\S+ \S+\s+243/CREDENTIALS\s", r.stdout, re.M)
+       and re.search(r"^    error \(config\): unit imapsync-task@nopwd\.service failed: "
+                     r"243/CREDENTIALS", r.stdout, re.M),
+       "list: the unit's own failure 243/CREDENTIALS, read from systemd, with its reason")
+    ok(re.search(r"^alpha\s+inbox\s+15min\s+\S+ \S+\s+unavailable\s+0\s+0\s+0\s+"
+                 r"127\.0\.0\.1:1\s+never\n    error \(remote\): remote: ", r.stdout, re.M),
+       "list: a failure the worker recorded keeps its reason (remote side)")
+    ok(re.search(r"^broken\s+\(invalid\)\s", r.stdout, re.M),
+       "list: the broken task file is listed as invalid")
+    r = worker_cli(c, exec_path, conf_dir, "list", "--json")
+    try:
+        doc = {t["name"]: t for t in json.loads(r.stdout)["tasks"]}
+    except (ValueError, KeyError, TypeError) as e:
+        ok(False, "list --json in the container: valid JSON (%s)" % e)
+        diag(r.stdout[-2000:] + r.stderr[-1000:])
+        return
+    n, a = doc.get("nopwd", {}), doc.get("alpha", {})
+    u = n.get("unit") or {}
+    ok(n.get("result") == "243/CREDENTIALS" and n.get("result_source") == "unit" and
+       n.get("error_side") == "config" and u.get("name") == "imapsync-task@nopwd.service" and
+       u.get("active_state") == "failed" and u.get("result") == "exit-code" and
+       u.get("exec_main_code") == "exited" and u.get("exec_main_status") == 243 and
+       u.get("failure") == "243/CREDENTIALS",
+       "list --json: nopwd's unit failed with 243/CREDENTIALS (%r)" % {k: n.get(k) for k in
+                                                                      ("result", "unit")})
+    au = a.get("unit") or {}
+    ok(a.get("result") == "unavailable" and a.get("result_source") == "run" and
+       a.get("error_side") == "remote" and (a.get("last_run") or {}).get("exit_code") == 69 and
+       au.get("exec_main_status") == 69,
+       "list --json: alpha's record and its unit agree (exit 69, side remote)")
+    r = worker_cli(c, exec_path, conf_dir, "status", "nopwd")
+    ok(re.search(r"^last result: 243/CREDENTIALS at ", r.stdout, re.M) and
+       "unit imapsync-task@nopwd.service: failed (failed), 243/CREDENTIALS" in r.stdout,
+       "status nopwd: the unit's failure", r.stdout)
+
+
+def check_progress_status(c, pair, exec_path, conf_dir, ca, passwords):
+    """A run slowed down by a throttling proxy: while it lasts, systemd
+    shows the worker's STATUS= text (NotifyAccess=main)."""
+    import dovecot
+    from throttleproxy import ThrottleProxy
+
+    pair.remote.add_user("sam")
+    pair.local.add_user("sam")
+    passwords["remote-sam"] = pair.remote.password("sam")
+    n = 200
+    dovecot.seed(pair.remote, "sam", "INBOX",
+                 [dovecot.make_message(i, size=5000) for i in range(n)])
+    unit = "imapsync-task@slow.service"
+    with ThrottleProxy("127.0.0.1", pair.remote.imap_port, rate=100_000) as proxy:
+        put_file(c, "%s/tasks/slow.ini" % conf_dir,
+                 "[task]\nlocal_user = sam\nfolders = inbox\ndelete = never\n"
+                 "delivery = append\ninterval = manual\n\n"
+                 "[remote]\nhost = 127.0.0.1\nport = %d\nsecurity = starttls\n"
+                 "ca_file = %s\nuser = sam\n" % (proxy.port, ca), 0o644)
+        put_file(c, "%s/tasks/slow.pwd" % conf_dir, passwords["remote-sam"] + "\n", 0o600)
+        c.systemctl("daemon-reload", check=True)
+        r = c.enter(["journalctl", "-n0", "--show-cursor", "-q"], check=True)
+        cursor = r.stdout.strip().split("cursor: ", 1)[-1]
+        t0 = time.monotonic()
+        c.systemctl("start", "--no-block", unit, check=True)
+        texts, status_out, listed = [], "", None
+        deadline = time.monotonic() + T_RUN
+        while time.monotonic() < deadline:
+            p = c.show(unit, "ActiveState", "StatusText")
+            st, text = p.get("ActiveState", ""), p.get("StatusText", "")
+            if text and (not texts or texts[-1] != text):
+                texts.append(text)
+            if st in ("inactive", "failed") and time.monotonic() - t0 > 1:
+                break
+            if text.startswith("INBOX: ") and not status_out:
+                status_out = c.systemctl("status", "--lines=0", unit).stdout
+                listed = worker_cli(c, exec_path, conf_dir, "list", "--json")
+            time.sleep(0.3)
+        took = time.monotonic() - t0
+    diag("%s: %.1fs, StatusText seen: %r" % (unit, took, texts))
+    prog = [t for t in texts if re.match(r"INBOX: \d+/%d messages, " % n, t)]
+    ok(len(prog) >= 2,
+       "systemctl show -p StatusText follows a slow run: folder and messages done/total "
+       "(%d texts)" % len(prog))
+    ok(any(re.match(r"INBOX: \d+/%d messages, [\d.]+ [kMG]?B, [\d.]+ [kMG]?B/s, ETA "
+                    r"\d+:\d\d$" % n, t) for t in prog),
+       "the status text has bytes, rate and ETA")
+    ok(re.search(r"^\s*Status: \"INBOX: \d+/%d messages" % n, status_out, re.M) is not None,
+       "systemctl status shows it as Status: (%s)" %
+       " | ".join(l.strip() for l in status_out.splitlines() if "Status:" in l))
+    try:
+        t = {x["name"]: x for x in json.loads(listed.stdout)["tasks"]}["slow"]
+    except (AttributeError, ValueError, KeyError, TypeError):
+        t = {}
+    ok(t.get("result") == "running" and t.get("running") is True and
+       str(t.get("progress") or "").startswith("INBOX: "),
+       "list --json during the run: running, with the progress (%r)" %
+       {k: t.get(k) for k in ("result", "progress")})
+    done = lambda es: any("summary:" in str(e.get("MESSAGE", "")) for e in es)  # noqa: E731
+    msgs = [str(e.get("MESSAGE", "")) for e in
+            c.journal("--after-cursor=" + cursor, "-u", unit, until=done)]
+    summary = [m for m in msgs if "summary:" in m]
+    ok(summary and "copied=%d" % n in summary[-1] and " exit=0" in summary[-1],
+       "the slow run ends well (%s)" % summary[-1:])
 
 
 # --- main --------------------------------------------------------------------
@@ -692,6 +882,7 @@ def main():
         check_worker_run(c, passwords)
         check_probe(c, passwords)
         check_missing_credential(c)
+        check_list_units(c, exec_path, conf_dir)
         check_moved_credential(c)
         check_security_online(c)
 

@@ -67,6 +67,10 @@ grep -qx 'SuccessExitStatus=2' "$service" &&
 	grep -qx 'DynamicUser=yes' "$service"
 ok $? "SuccessExitStatus=2, StateDirectory=imapsync-task/%i, DynamicUser=yes"
 
+# Progress (sd_notify STATUS=) reaches systemd only with NotifyAccess=.
+grep -qx 'NotifyAccess=main' "$service"
+ok $? "NotifyAccess=main: systemctl status shows the worker's STATUS= text"
+
 # The worker must reach IMAP servers anywhere.
 ! grep -qE '^(IPAddressDeny|IPAddressAllow|PrivateNetwork)=' "$service"
 ok $? "no IP address filter and no private network"

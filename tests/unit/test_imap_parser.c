@@ -641,8 +641,57 @@ static void test_deep_nesting(void)
 	buf_free(&in);
 }
 
+/* Issue 8, case 1: what a server sent goes back on the wire only in a
+   form no server can read as anything but one flag or one date. */
+static void test_wire_checks(void)
+{
+	static const struct { const char *in, *out; } flags[] = {
+		{ "\\Seen", "\\Seen" }, { "\\seen", "\\Seen" }, { "\\ANSWERED", "\\Answered" },
+		{ "\\Flagged", "\\Flagged" }, { "\\Deleted", "\\Deleted" }, { "\\Draft", "\\Draft" },
+		{ "$Label1", "$Label1" }, { "NonJunk", "NonJunk" }, { "a-b.c_d+e!", "a-b.c_d+e!" },
+		{ "\\Recent", NULL }, { "\\Forwarded", NULL }, { "\\", NULL }, { "", NULL },
+		{ "a]b", NULL }, { "a\"b", NULL }, { "a b", NULL }, { "a(b", NULL }, { "a{3}", NULL },
+		{ "a%b", NULL }, { "a*b", NULL }, { "a\\b", NULL }, { "\xc3\xa9t\xc3\xa9", NULL },
+		{ "a\x7f", NULL }, { "a\tb", NULL },
+	};
+	char out[IMAP_KEYWORD_MAX + 1], date[IMAP_DATE_TIME_LEN];
+
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+		bool okay = imap_flag_canonical(flags[i].in, out);
+		ok(flags[i].out ? okay && strcmp(out, flags[i].out) == 0 : !okay,
+		   "flag \"%s\": %s", flags[i].in, flags[i].out ? flags[i].out : "refused");
+	}
+	char long_kw[IMAP_KEYWORD_MAX + 2];
+	memset(long_kw, 'k', sizeof(long_kw) - 1);
+	long_kw[sizeof(long_kw) - 1] = '\0';
+	ok(!imap_flag_canonical(long_kw, out), "a keyword past %d bytes is refused",
+	   IMAP_KEYWORD_MAX);
+	long_kw[IMAP_KEYWORD_MAX] = '\0';
+	ok(imap_flag_canonical(long_kw, out), "one of %d bytes is kept", IMAP_KEYWORD_MAX);
+
+	static const struct { const char *in, *out; } dates[] = {
+		{ "01-Jan-2024 10:00:00 +0000", "01-Jan-2024 10:00:00 +0000" },
+		{ " 7-Mar-2023 08:09:10 -0130", "07-Mar-2023 08:09:10 -0130" },
+		{ "7-mAR-2023 08:09:10 +0200", "07-Mar-2023 08:09:10 +0200" },
+		{ "29-Feb-2024 23:59:60 +1400", "29-Feb-2024 23:59:60 +1400" },
+		{ "01-Jan-2024 10:00:00 +0000\\", NULL },
+		{ "01-Jan-2024 \"10:00:00\" +0000", NULL },
+		{ "01-Jan-2024 10:00:00 +0000 ", NULL }, { "32-Jan-2024 10:00:00 +0000", NULL },
+		{ "31-Apr-2024 10:00:00 +0000", NULL }, { "01-Foo-2024 10:00:00 +0000", NULL },
+		{ "01-Jan-1969 10:00:00 +0000", NULL }, { "01-Jan-2024 24:00:00 +0000", NULL },
+		{ "01-Jan-2024 10:60:00 +0000", NULL }, { "01-Jan-2024 10:00:00 0000", NULL },
+		{ "01-Jan-2024 10:00:00 +2400", NULL }, { "", NULL }, { "01-Jan-2024", NULL },
+	};
+	for (size_t i = 0; i < sizeof(dates) / sizeof(dates[0]); i++) {
+		bool okay = imap_date_time_canonical(dates[i].in, date);
+		ok(dates[i].out ? okay && strcmp(date, dates[i].out) == 0 : !okay,
+		   "date \"%s\": %s", dates[i].in, dates[i].out ? dates[i].out : "refused");
+	}
+}
+
 int main(void)
 {
+	test_wire_checks();
 	test_valid_table();
 	test_stream_of_responses();
 	test_field_access();

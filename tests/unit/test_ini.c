@@ -422,6 +422,62 @@ static void test_report(void)
 	free(q);
 }
 
+/* Comments in a value, and a byte order mark (issue 12). */
+static void test_comments_and_bom(void)
+{
+	struct ini *ini;
+
+	/* '#' and ';' glued to the value's text would cut it short
+	   silently ("alice#1" read as "alice"): refused, line by line. */
+	ok(loads_with(&ini, "[a]\n"                              /* 1 */
+			    "name = alice#1\n"                   /* 2 */
+			    "port = 14;3\n"                      /* 3 */
+			    "[b]\n"                              /* 4 */
+			    "x = a b#c ; real comment\n"         /* 5 */
+			    "y.z = a ;b#c\n",                    /* 6 */
+		      "@:2: name: '#' inside an unquoted value would start a comment and "
+		      "cut the value short: put the whole value in double quotes "
+		      "(key = \"...\"), or a space before a comment\n"
+		      "@:3: port: ';' inside an unquoted value would start a comment and "
+		      "cut the value short: put the whole value in double quotes "
+		      "(key = \"...\"), or a space before a comment\n"
+		      "@:5: x: '#' inside an unquoted value would start a comment and "
+		      "cut the value short: put the whole value in double quotes "
+		      "(key = \"...\"), or a space before a comment\n"),
+	   "an unquoted '#' or ';' glued to text is refused, naming the key and the line");
+	ok(ini != NULL && ini_find(ini, "a", "name") == NULL &&
+	   strcmp(val(ini, "b", "y.z"), "a") == 0,
+	   "the refused values are not kept; after a space it is a comment");
+	ini_free(&ini);
+	ini = load("[a]\nname = \"alice#1\"\nport = '14;3' ; a comment\n"
+		   "list = #only a comment\n[b]\nx = 1 #c\ny.z = 2\t;c\n");
+	ok(ini != NULL && errs_are("") && strcmp(val(ini, "a", "name"), "alice#1") == 0 &&
+	   strcmp(val(ini, "a", "port"), "14;3") == 0 && strcmp(val(ini, "a", "list"), "") == 0 &&
+	   strcmp(val(ini, "b", "x"), "1") == 0 && strcmp(val(ini, "b", "y.z"), "2") == 0,
+	   "quoted, they are data; at the start of the value or after a space or tab, "
+	   "a comment (both readers agree)");
+	ini_free(&ini);
+	ok(loads_with(&ini, "[a]\ntoken = se#cret\n",
+		      "@:2: token: tokens are not allowed here\n"),
+	   "a refused key is refused for what it is, its value not looked at");
+	ini_free(&ini);
+
+	/* A UTF-8 byte order mark, as Windows editors write it. */
+	ini = load("\xef\xbb\xbf[a]\nname = bom\r\nport = 1\n");
+	ok(ini != NULL && errs_are("") && strcmp(val(ini, "a", "name"), "bom") == 0 &&
+	   ini_section_line(ini, "a") == 1 && line_of(ini, "a", "port") == 3,
+	   "a byte order mark at the start is accepted; lines count as before");
+	ini_free(&ini);
+	ini = load("\xef\xbb\xbf# comment first\n[a]\nname = x\n");
+	ok(ini != NULL && errs_are("") && strcmp(val(ini, "a", "name"), "x") == 0,
+	   "also before a comment line (iniparser reads the file without it)");
+	ini_free(&ini);
+	ok(loads_with(&ini, "[a]\nname = \xef\xbb\xbfx\n", "") &&
+	   strcmp(val(ini, "a", "name"), "\xef\xbb\xbfx") == 0,
+	   "elsewhere U+FEFF is part of the value");
+	ini_free(&ini);
+}
+
 int main(void)
 {
 	if (mkdtemp(tmpdir) == NULL) {
@@ -437,6 +493,7 @@ int main(void)
 	test_broken();
 	test_files();
 	test_report();
+	test_comments_and_bom();
 	ok(!miscounted, "ini_report_flush returned the number of errors");
 
 	buf_free(&errs);

@@ -967,6 +967,44 @@ static void test_modes_and_credentials(void)
 	free(p);
 }
 
+/* Issue 12: enum and boolean values in any case; an unquoted '#'
+   inside a value; a byte order mark. */
+static void test_case_and_comments(void)
+{
+	struct task *t;
+
+	t = load_t("[task]\nlocal_user = u\nfolders = ALL\ndelete = After-Sync\n"
+		   "delivery = APPEND\ninterval = Manual\n"
+		   "[remote]\nhost = h\nsecurity = STARTTLS\ntls_verify = YES\nuser = u\n");
+	ok(t != NULL && t->folders == FOLDERS_ALL && t->delete_mode == DELETE_AFTER_SYNC &&
+	   t->delivery == DELIVERY_APPEND && t->manual && t->remote.security == SECURITY_STARTTLS &&
+	   t->remote.port == 143 && t->remote.tls_verify,
+	   "enum and boolean values are accepted in any case (STARTTLS, ALL, YES, Manual)");
+	task_free(&t);
+	t = load_t("[task]\nlocal_user = u\ninterval = manual\n"
+		   "[remote]\nhost = h\nsecurity = TLS\ntls_verify = No\nuser = u\n");
+	ok(t != NULL && t->remote.security == SECURITY_TLS && t->remote.port == 993 &&
+	   !t->remote.tls_verify, "TLS is tls (port 993), No is no");
+	task_free(&t);
+	ok(load_fails("[task]\nlocal_user = u\ninterval = manual\n"
+		      "[remote]\nhost = h\nsecurity = SSL\nuser = u\n") &&
+	   errs_contain("security: invalid value \"SSL\" (valid: starttls, tls, none)"),
+	   "an unknown value is refused naming the valid ones");
+	ok(load_fails("[task]\nlocal_user = u\ninterval = manual\n"
+		      "[remote]\nhost = h\nuser = alice#1\n") &&
+	   errs_contain(":6: user: '#' inside an unquoted value would start a comment"),
+	   "user = alice#1 is refused, not cut to alice");
+	t = load_t("[task]\nlocal_user = u\ninterval = manual\n"
+		   "[remote]\nhost = h\nuser = \"alice#1\" # the remote login\n");
+	ok(t != NULL && strcmp(t->remote_user, "alice#1") == 0, "quoted, alice#1 is alice#1");
+	task_free(&t);
+	t = load_t("\xef\xbb\xbf[task]\r\nlocal_user = u\r\ninterval = manual\r\n"
+		   "[remote]\r\nhost = h\r\nuser = u\r\n");
+	ok(t != NULL && strcmp(t->local_user, "u") == 0,
+	   "a task file with a UTF-8 byte order mark and CRLF loads");
+	task_free(&t);
+}
+
 int main(void)
 {
 	char *tasks;
@@ -991,6 +1029,7 @@ int main(void)
 	test_local_errors();
 	test_task_errors();
 	test_modes_and_credentials();
+	test_case_and_comments();
 
 	errs_clear();
 	rm_rf(tmproot);
