@@ -22,8 +22,10 @@ static void collect(void *ctx, const char *text)
 		snprintf(lines[nlines++], sizeof(lines[0]), "%s", text);
 }
 
+/* A fresh trace; the one before is freed (t starts zeroed). */
 static void start(struct imap_trace *t)
 {
+	imap_trace_free(t);
 	imap_trace_init(t, "remote", "<<");
 	t->emit = collect;
 	t->emit_ctx = NULL;
@@ -47,7 +49,7 @@ static bool any_line_has(const char *needle)
 
 int main(void)
 {
-	struct imap_trace t;
+	struct imap_trace t = { 0 };
 	static const char fetch[] =
 		"* 1 FETCH (UID 7 FLAGS (\\Seen) BODY[] {27}\r\n"
 		"Subject: secret body\r\n\r\nX\r\n"
@@ -147,5 +149,6 @@ int main(void)
 	buf_append(&b, "", 1);
 	ok(strcmp((char *)b.data, "a\\tb\\x7f\\x1b[2J\\r\\n") == 0, "escape: %s", (char *)b.data);
 	buf_free(&b);
+	imap_trace_free(&t);
 	return tap_done();
 }
