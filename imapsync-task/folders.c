@@ -30,50 +30,50 @@ static const struct {
 	const char *name;
 	unsigned use;
 } well_known[] = {
-	{ "Sent", FOLDER_SENT },
-	{ "Sent Items", FOLDER_SENT },
-	{ "Sent Messages", FOLDER_SENT },
-	{ "Sent Mail", FOLDER_SENT },
-	{ "[Gmail]/Sent Mail", FOLDER_SENT },
-	{ "Gesendete Objekte", FOLDER_SENT },
-	{ "Gesendete Elemente", FOLDER_SENT },
-	{ "\xc3\x89l\xc3\xa9ments envoy\xc3\xa9s", FOLDER_SENT },
-	{ "Messages envoy\xc3\xa9s", FOLDER_SENT },
-	{ "Posta inviata", FOLDER_SENT },
-	{ "Elementos enviados", FOLDER_SENT },
-	{ "Enviados", FOLDER_SENT },
-	{ "Verzonden items", FOLDER_SENT },
-	{ "Drafts", FOLDER_DRAFTS },
-	{ "Entw\xc3\xbcrfe", FOLDER_DRAFTS },
-	{ "Brouillons", FOLDER_DRAFTS },
-	{ "Bozze", FOLDER_DRAFTS },
-	{ "Borradores", FOLDER_DRAFTS },
-	{ "Concepten", FOLDER_DRAFTS },
-	{ "Trash", FOLDER_TRASH },
-	{ "Deleted Items", FOLDER_TRASH },
-	{ "Deleted Messages", FOLDER_TRASH },
-	{ "Papierkorb", FOLDER_TRASH },
-	{ "Gel\xc3\xb6schte Elemente", FOLDER_TRASH },
-	{ "Corbeille", FOLDER_TRASH },
-	{ "Cestino", FOLDER_TRASH },
-	{ "Papelera", FOLDER_TRASH },
-	{ "Elementos eliminados", FOLDER_TRASH },
-	{ "Prullenbak", FOLDER_TRASH },
-	{ "[Gmail]/Trash", FOLDER_TRASH },
-	{ "[Gmail]/Bin", FOLDER_TRASH },
-	{ "Junk", FOLDER_JUNK },
-	{ "Junk E-mail", FOLDER_JUNK },
-	{ "Junk Email", FOLDER_JUNK },
-	{ "Spam", FOLDER_JUNK },
-	{ "Bulk Mail", FOLDER_JUNK },
-	{ "[Gmail]/Spam", FOLDER_JUNK },
-	{ "Spamverdacht", FOLDER_JUNK },
-	{ "Ind\xc3\xa9sirables", FOLDER_JUNK },
-	{ "Posta indesiderata", FOLDER_JUNK },
-	{ "Correo no deseado", FOLDER_JUNK },
-	{ "Archive", FOLDER_ARCHIVE },
-	{ "Archives", FOLDER_ARCHIVE },
-	{ "Archiv", FOLDER_ARCHIVE },
+	{ "Sent", MBOX_SENT },
+	{ "Sent Items", MBOX_SENT },
+	{ "Sent Messages", MBOX_SENT },
+	{ "Sent Mail", MBOX_SENT },
+	{ "[Gmail]/Sent Mail", MBOX_SENT },
+	{ "Gesendete Objekte", MBOX_SENT },
+	{ "Gesendete Elemente", MBOX_SENT },
+	{ "\xc3\x89l\xc3\xa9ments envoy\xc3\xa9s", MBOX_SENT },
+	{ "Messages envoy\xc3\xa9s", MBOX_SENT },
+	{ "Posta inviata", MBOX_SENT },
+	{ "Elementos enviados", MBOX_SENT },
+	{ "Enviados", MBOX_SENT },
+	{ "Verzonden items", MBOX_SENT },
+	{ "Drafts", MBOX_DRAFTS },
+	{ "Entw\xc3\xbcrfe", MBOX_DRAFTS },
+	{ "Brouillons", MBOX_DRAFTS },
+	{ "Bozze", MBOX_DRAFTS },
+	{ "Borradores", MBOX_DRAFTS },
+	{ "Concepten", MBOX_DRAFTS },
+	{ "Trash", MBOX_TRASH },
+	{ "Deleted Items", MBOX_TRASH },
+	{ "Deleted Messages", MBOX_TRASH },
+	{ "Papierkorb", MBOX_TRASH },
+	{ "Gel\xc3\xb6schte Elemente", MBOX_TRASH },
+	{ "Corbeille", MBOX_TRASH },
+	{ "Cestino", MBOX_TRASH },
+	{ "Papelera", MBOX_TRASH },
+	{ "Elementos eliminados", MBOX_TRASH },
+	{ "Prullenbak", MBOX_TRASH },
+	{ "[Gmail]/Trash", MBOX_TRASH },
+	{ "[Gmail]/Bin", MBOX_TRASH },
+	{ "Junk", MBOX_JUNK },
+	{ "Junk E-mail", MBOX_JUNK },
+	{ "Junk Email", MBOX_JUNK },
+	{ "Spam", MBOX_JUNK },
+	{ "Bulk Mail", MBOX_JUNK },
+	{ "[Gmail]/Spam", MBOX_JUNK },
+	{ "Spamverdacht", MBOX_JUNK },
+	{ "Ind\xc3\xa9sirables", MBOX_JUNK },
+	{ "Posta indesiderata", MBOX_JUNK },
+	{ "Correo no deseado", MBOX_JUNK },
+	{ "Archive", MBOX_ARCHIVE },
+	{ "Archives", MBOX_ARCHIVE },
+	{ "Archiv", MBOX_ARCHIVE },
 };
 
 /* First levels whose children are looked up by their own name:
@@ -424,7 +424,7 @@ struct maker {
 	size_t n;
 	struct index by_remote;         /* remote_utf8 -> item */
 	struct index local_names;       /* local key -> local LIST entry */
-	/* The local special-use folders, by bit (FOLDER_SENT = bit 8...). */
+	/* The local special-use folders, by bit (MBOX_SENT = bit 8...). */
 	const char *special_local[16];
 };
 
@@ -567,7 +567,7 @@ static void item_from_entry(struct maker *m, const struct folder_entry *e)
 	}
 	it->levels = levels;
 	it->n_levels = n;
-	it->f.action = (e->attrs & (FOLDER_NOSELECT | FOLDER_NONEXISTENT)) != 0 ?
+	it->f.action = (e->attrs & (MBOX_NOSELECT | MBOX_NONEXISTENT)) != 0 ?
 		PLAN_PARENT_ONLY : PLAN_COPY;
 }
 
@@ -597,7 +597,7 @@ static void items_classify(struct maker *m, folder_excluded_fn *excluded,
 			it->f.special_by_name = it->f.special != 0;
 			it->rank = it->f.special != 0 ? RANK_BY_NAME : RANK_OTHER;
 		}
-		if ((it->f.attrs & FOLDER_ALL) != 0) {
+		if ((it->f.attrs & MBOX_ALL) != 0) {
 			it->f.action = PLAN_EXCLUDED;
 			it->f.why = xstrdup(ALL_WHY);
 		} else if (excluded != NULL &&
@@ -831,7 +831,7 @@ static bool local_has(const struct maker *m, const char *key, bool selectable)
 		return false;
 	attrs = m->local->v[e->i].attrs;
 	return !selectable ||
-		(attrs & (FOLDER_NOSELECT | FOLDER_NONEXISTENT)) == 0;
+		(attrs & (MBOX_NOSELECT | MBOX_NONEXISTENT)) == 0;
 }
 
 static void local_index_build(struct maker *m)
@@ -843,7 +843,7 @@ static void local_index_build(struct maker *m)
 		unsigned use = e->attrs & FOLDER_SPECIAL_USES;
 
 		index_add(&m->local_names, local_key(e->name, m->ldelim), i);
-		if ((e->attrs & (FOLDER_NOSELECT | FOLDER_NONEXISTENT)) != 0)
+		if ((e->attrs & (MBOX_NOSELECT | MBOX_NONEXISTENT)) != 0)
 			continue;
 		for (unsigned bit = 0; bit < N_ELEMENTS(m->special_local); bit++) {
 			if ((use & (1u << bit)) != 0 && m->special_local[bit] == NULL)
@@ -869,7 +869,7 @@ static size_t path_levels(const char *path)
    left out. */
 static void parent_add(struct maker *m, size_t src, size_t k)
 {
-	struct item *it = item_new(m, "", FOLDER_NONEXISTENT);
+	struct item *it = item_new(m, "", MBOX_NONEXISTENT);
 	const struct item *from = &m->v[src];   /* after item_new's realloc */
 	const char *p = from->f.remote_wire + from->rest_off;
 

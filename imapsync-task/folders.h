@@ -76,31 +76,17 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* LIST attributes: the same values as MBOX_* in imap_cmds.h, so that a
-   LIST answer's attrs can be passed as they are. */
-enum folder_attr {
-	FOLDER_NOSELECT = 1u << 0,
-	FOLDER_NONEXISTENT = 1u << 1,
-	FOLDER_NOINFERIORS = 1u << 2,
-	FOLDER_HASCHILDREN = 1u << 3,
-	FOLDER_SUBSCRIBED = 1u << 4,
-	FOLDER_SENT = 1u << 8,          /* RFC 6154 special use */
-	FOLDER_DRAFTS = 1u << 9,
-	FOLDER_TRASH = 1u << 10,
-	FOLDER_JUNK = 1u << 11,
-	FOLDER_ARCHIVE = 1u << 12,
-	FOLDER_ALL = 1u << 13,
-	FOLDER_FLAGGED = 1u << 14,
-};
+#include "imap_types.h"     /* MBOX_*: LIST attributes */
+
 /* The uses that map a remote folder onto a local one. */
-#define FOLDER_SPECIAL_USES (FOLDER_SENT | FOLDER_DRAFTS | FOLDER_TRASH | \
-			     FOLDER_JUNK | FOLDER_ARCHIVE)
+#define FOLDER_SPECIAL_USES (MBOX_SENT | MBOX_DRAFTS | MBOX_TRASH | \
+			     MBOX_JUNK | MBOX_ARCHIVE)
 
 /* One LIST answer line, the name as the server sent it. */
 struct folder_entry {
 	const char *name;
 	char delim;             /* 0: NIL, a flat name */
-	unsigned attrs;         /* enum folder_attr */
+	unsigned attrs;         /* enum imap_mbox_attr (MBOX_*) */
 };
 
 /* One server's folders. */
@@ -146,7 +132,7 @@ struct plan_folder {
 	char *local_wire;
 	char *local_utf8;
 	unsigned attrs;         /* the remote LIST attributes (0: not listed) */
-	/* FOLDER_SENT..FOLDER_ARCHIVE of the remote folder: by attribute,
+	/* MBOX_SENT..MBOX_ARCHIVE of the remote folder: by attribute,
 	   or by well-known name for a use the remote marks on no folder. */
 	unsigned special;
 	bool special_by_name;
@@ -178,7 +164,7 @@ void folder_plan_make(const struct folder_side *remote,
 		      struct folder_plan *plan_r);
 void folder_plan_free(struct folder_plan *p);
 
-/* The well-known-name table: FOLDER_SENT etc. for a name such as "Sent
+/* The well-known-name table: MBOX_SENT etc. for a name such as "Sent
    Items", "Gesendete Objekte" or "[Gmail]/Sent Mail", else 0.  path is a
    remote_utf8; it matches when it is a name of the table, or when it has
    two levels, the first "INBOX", "[Gmail]" or "[Google Mail]", and the

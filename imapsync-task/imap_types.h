@@ -27,4 +27,21 @@ enum imap_search_key {
 	SEARCH_UNDELETED = 1u << 3,
 };
 
+/* LIST attributes (RFC 3501, RFC 6154 special use), as bits: the
+   client reports them, folders.c plans with them. */
+enum imap_mbox_attr {
+	MBOX_NOSELECT = 1u << 0,
+	MBOX_NONEXISTENT = 1u << 1,
+	MBOX_NOINFERIORS = 1u << 2,
+	MBOX_HASCHILDREN = 1u << 3,
+	MBOX_SUBSCRIBED = 1u << 4,
+	MBOX_SENT = 1u << 8,       /* RFC 6154 special use */
+	MBOX_DRAFTS = 1u << 9,
+	MBOX_TRASH = 1u << 10,
+	MBOX_JUNK = 1u << 11,
+	MBOX_ARCHIVE = 1u << 12,
+	MBOX_ALL = 1u << 13,
+	MBOX_FLAGGED = 1u << 14,
+};
+
 #endif

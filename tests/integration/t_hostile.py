@@ -15,70 +15,10 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from dovecot import DovecotPair, read_mailbox  # noqa: E402
 from worker import Tap, TaskEnv, output  # noqa: E402
+from fakeimap import FakeServer  # noqa: E402
 
 tap = Tap()
 CAPS = b"IMAP4rev1 LITERAL+ UIDPLUS AUTH=PLAIN"
-
-
-class FakeServer(threading.Thread):
-    """Accept connections; for each, send the greeting, then answer each
-    command line through handler(tag, command, line, conn) -> bytes|None.
-    Everything received is kept in .received."""
-
-    def __init__(self, greeting, handler=None):
-        super().__init__(daemon=True)
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(4)
-        self.port = self.sock.getsockname()[1]
-        self.greeting = greeting
-        self.handler = handler or (lambda tag, cmd, line, conn: None)
-        self.received = b""
-        self.stopping = False
-        self.start()
-
-    def run(self):
-        self.sock.settimeout(0.5)
-        while not self.stopping:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            try:
-                self.serve(conn)
-            except OSError:
-                pass
-            finally:
-                conn.close()
-
-    def serve(self, conn):
-        conn.settimeout(30)
-        if self.greeting is not None:
-            conn.sendall(self.greeting)
-        buf = b""
-        while True:
-            data = conn.recv(65536)
-            if not data:
-                return
-            self.received += data
-            buf += data
-            while b"\r\n" in buf:
-                line, buf = buf.split(b"\r\n", 1)
-                parts = line.split(b" ", 2)
-                if len(parts) < 2:
-                    continue
-                tag, cmd = parts[0], parts[1].upper()
-                if cmd == b"UID" and len(parts) > 2:
-                    cmd = b"UID " + parts[2].split(b" ", 1)[0].upper()
-                reply = self.handler(tag, cmd, line, conn)
-                if reply == "close":
-                    return
-                if reply:
-                    conn.sendall(reply)
-
-    def stop(self):
-        self.stopping = True
-        self.sock.close()
 
 
 def basic(tag, cmd, line, conn):

@@ -30,6 +30,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from dovecot import DovecotPair, make_message, read_mailbox, seed  # noqa: E402
 from worker import BIN, Tap, output  # noqa: E402
+from fakeimap import FakeServer  # noqa: E402
 
 tap = Tap()
 HEADER = "localusername,remoteusername,remotepassword,remotehostname,remoteport,security"
@@ -178,67 +179,30 @@ def test_import(pair, base):
     return cfg
 
 
-class FakeServer(threading.Thread):
-    """One connection at a time: wait delay seconds, send greeting (None:
-    nothing), then answer commands minimally as a plain IMAP server."""
+def plain_server(greeting, delay=0.0):
+    """A fake server (tests/lib/fakeimap.py) that waits delay seconds, then
+    sends greeting (None: nothing, and it hangs up after the client's first
+    bytes) and answers commands minimally as a plain IMAP server."""
+    caps = b"IMAP4rev1 AUTH=PLAIN SASL-IR"
 
-    def __init__(self, greeting, delay=0.0):
-        super().__init__(daemon=True)
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(4)
-        self.port = self.sock.getsockname()[1]
-        self.greeting, self.delay = greeting, delay
-        self.connections = 0
-        self.stopping = False
-        self.start()
-
-    def run(self):
-        self.sock.settimeout(0.5)
-        while not self.stopping:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.connections += 1
-            try:
-                self.serve(conn)
-            except OSError:
-                pass
-            finally:
-                conn.close()
-
-    def serve(self, conn):
+    def on_connect(conn):
         conn.settimeout(30)
-        time.sleep(self.delay)
-        if self.greeting is None:
+        time.sleep(delay)
+        if greeting is None:
             conn.recv(65536)
-            return
-        conn.sendall(self.greeting)
-        buf = b""
-        caps = b"IMAP4rev1 AUTH=PLAIN SASL-IR"
-        while True:
-            data = conn.recv(65536)
-            if not data:
-                return
-            buf += data
-            while b"\r\n" in buf:
-                line, buf = buf.split(b"\r\n", 1)
-                parts = line.split(b" ", 2)
-                if len(parts) < 2:
-                    continue
-                tag, cmd = parts[0], parts[1].upper()
-                if cmd == b"CAPABILITY":
-                    conn.sendall(b"* CAPABILITY " + caps + b"\r\n" + tag + b" OK done\r\n")
-                elif cmd == b"LOGOUT":
-                    conn.sendall(b"* BYE bye\r\n" + tag + b" OK bye\r\n")
-                    return
-                else:
-                    conn.sendall(tag + b" OK done\r\n")
+            return "close"
+        conn.sendall(greeting)
+        return None
 
-    def stop(self):
-        self.stopping = True
-        self.sock.close()
+    def handler(tag, cmd, line, conn):
+        if cmd == b"CAPABILITY":
+            return b"* CAPABILITY " + caps + b"\r\n" + tag + b" OK done\r\n"
+        if cmd == b"LOGOUT":
+            conn.sendall(b"* BYE bye\r\n" + tag + b" OK bye\r\n")
+            return "close"
+        return tag + b" OK done\r\n"
+
+    return FakeServer(greeting, handler, on_connect=on_connect)
 
 
 def remote_task(cfg, name, port, security, host="127.0.0.1", local_user="alice",
@@ -274,7 +238,7 @@ def test_hints(pair, cfg):
 
     # A server that answers with a TLS alert at once (what a TLS server
     # says to plain text).
-    fake = FakeServer(b"\x15\x03\x01\x00\x02\x02\x46")
+    fake = plain_server(b"\x15\x03\x01\x00\x02\x02\x46")
     try:
         remote_task(cfg, "alert", fake.port, "starttls")
         res, took = timed(cfg, "check", "--connect", "alert")
@@ -293,7 +257,7 @@ def test_hints(pair, cfg):
            "security = tls on the plain port: 76, \"security = starttls?\"", output(res))
 
     # No false hint: a silent plain-text server, a slow one.
-    fake = FakeServer(None)
+    fake = plain_server(None)
     try:
         remote_task(cfg, "silent", fake.port, "none")
         res, took = timed(cfg, "check", "--connect", "silent", timeout_s="4")
@@ -302,7 +266,7 @@ def test_hints(pair, cfg):
     tap.ok(res.returncode == 69 and "no greeting" in res.stderr and
            "security = tls?" not in res.stderr and took < 12,
            f"a silent server: still 69, no hint ({took:.1f} s)", output(res))
-    fake = FakeServer(b"* OK slow but fine\r\n", delay=3.5)
+    fake = plain_server(b"* OK slow but fine\r\n", delay=3.5)
     try:
         remote_task(cfg, "slow", fake.port, "none")
         res, took = timed(cfg, "check", "--connect", "slow")

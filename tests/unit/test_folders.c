@@ -22,12 +22,12 @@ static struct folder_plan plan;
 
 /* The local Dovecot of a NethServer: no prefix, '/', special-use marks. */
 static const struct folder_entry dovecot_local[] = {
-	{ "INBOX", '/', FOLDER_HASCHILDREN },
-	{ "Sent", '/', FOLDER_SENT },
-	{ "Drafts", '/', FOLDER_DRAFTS },
-	{ "Trash", '/', FOLDER_TRASH },
-	{ "Junk", '/', FOLDER_JUNK },
-	{ "Lists", '/', FOLDER_NOSELECT | FOLDER_HASCHILDREN },
+	{ "INBOX", '/', MBOX_HASCHILDREN },
+	{ "Sent", '/', MBOX_SENT },
+	{ "Drafts", '/', MBOX_DRAFTS },
+	{ "Trash", '/', MBOX_TRASH },
+	{ "Junk", '/', MBOX_JUNK },
+	{ "Lists", '/', MBOX_NOSELECT | MBOX_HASCHILDREN },
 	{ "Lists/old", '/', 0 },
 };
 static const struct folder_side local_side = {
@@ -176,30 +176,30 @@ static void test_special_by_name(void)
 		const char *name;
 		unsigned use;
 	} v[] = {
-		{ "Sent", FOLDER_SENT },
-		{ "sent items", FOLDER_SENT },
-		{ "SENT MESSAGES", FOLDER_SENT },
-		{ "[Gmail]/Sent Mail", FOLDER_SENT },
-		{ "[Google Mail]/Sent Mail", FOLDER_SENT },
-		{ "\xc3\x89l\xc3\xa9ments envoy\xc3\xa9s", FOLDER_SENT },
-		{ "\xc3\xa9l\xc3\xa9ments envoy\xc3\xa9s", FOLDER_SENT },
-		{ "\xc3\x89L\xc3\x89MENTS ENVOY\xc3\x89S", FOLDER_SENT },
-		{ "Posta inviata", FOLDER_SENT },
-		{ "Verzonden items", FOLDER_SENT },
-		{ "INBOX/Sent", FOLDER_SENT },
-		{ "Entw\xc3\xbcrfe", FOLDER_DRAFTS },
-		{ "ENTW\xc3\x9c" "RFE", FOLDER_DRAFTS },
-		{ "Concepten", FOLDER_DRAFTS },
-		{ "inbox/drafts", FOLDER_DRAFTS },
-		{ "Deleted Items", FOLDER_TRASH },
-		{ "Gel\xc3\xb6schte Elemente", FOLDER_TRASH },
-		{ "[Gmail]/Bin", FOLDER_TRASH },
-		{ "Junk E-mail", FOLDER_JUNK },
-		{ "spam", FOLDER_JUNK },
-		{ "[Gmail]/Spam", FOLDER_JUNK },
-		{ "Ind\xc3\xa9sirables", FOLDER_JUNK },
-		{ "Archive", FOLDER_ARCHIVE },
-		{ "Archiv", FOLDER_ARCHIVE },
+		{ "Sent", MBOX_SENT },
+		{ "sent items", MBOX_SENT },
+		{ "SENT MESSAGES", MBOX_SENT },
+		{ "[Gmail]/Sent Mail", MBOX_SENT },
+		{ "[Google Mail]/Sent Mail", MBOX_SENT },
+		{ "\xc3\x89l\xc3\xa9ments envoy\xc3\xa9s", MBOX_SENT },
+		{ "\xc3\xa9l\xc3\xa9ments envoy\xc3\xa9s", MBOX_SENT },
+		{ "\xc3\x89L\xc3\x89MENTS ENVOY\xc3\x89S", MBOX_SENT },
+		{ "Posta inviata", MBOX_SENT },
+		{ "Verzonden items", MBOX_SENT },
+		{ "INBOX/Sent", MBOX_SENT },
+		{ "Entw\xc3\xbcrfe", MBOX_DRAFTS },
+		{ "ENTW\xc3\x9c" "RFE", MBOX_DRAFTS },
+		{ "Concepten", MBOX_DRAFTS },
+		{ "inbox/drafts", MBOX_DRAFTS },
+		{ "Deleted Items", MBOX_TRASH },
+		{ "Gel\xc3\xb6schte Elemente", MBOX_TRASH },
+		{ "[Gmail]/Bin", MBOX_TRASH },
+		{ "Junk E-mail", MBOX_JUNK },
+		{ "spam", MBOX_JUNK },
+		{ "[Gmail]/Spam", MBOX_JUNK },
+		{ "Ind\xc3\xa9sirables", MBOX_JUNK },
+		{ "Archive", MBOX_ARCHIVE },
+		{ "Archiv", MBOX_ARCHIVE },
 		{ "[Gmail]/All Mail", 0 },
 		{ "Projects/Sent", 0 },
 		{ "INBOX/Old/Sent", 0 },
@@ -224,17 +224,17 @@ static void test_dovecot_layout(void)
 {
 	static const struct folder_entry r[] = {
 		{ "INBOX", '/', 0 },
-		{ "Sent", '/', FOLDER_SENT },
-		{ "Drafts", '/', FOLDER_DRAFTS },
-		{ "Trash", '/', FOLDER_TRASH },
-		{ "Archive", '/', FOLDER_HASCHILDREN },
+		{ "Sent", '/', MBOX_SENT },
+		{ "Drafts", '/', MBOX_DRAFTS },
+		{ "Trash", '/', MBOX_TRASH },
+		{ "Archive", '/', MBOX_HASCHILDREN },
 		{ "Archive/2023", '/', 0 },
 		{ "Archive/2023/Q1", '/', 0 },
 		{ "Entw&APw-rfe", '/', 0 },
 		{ "&BBIERQQ+BDQETwRJBDgENQ-/Sub", '/', 0 },
 		{ "A&-B", '/', 0 },
-		{ "Shared", '/', FOLDER_NOSELECT },
-		{ "Shared/bob", '/', FOLDER_NOSELECT },
+		{ "Shared", '/', MBOX_NOSELECT },
+		{ "Shared/bob", '/', MBOX_NOSELECT },
 		{ "Shared/bob/INBOX", '/', 0 },
 		{ "Public/news", '/', 0 },
 	};
@@ -253,7 +253,7 @@ static void test_dovecot_layout(void)
 	   has("Trash", PLAN_COPY, "Trash", "Trash", false),
 	   "dovecot: special-use folders onto the existing local ones");
 	f = find("Sent");
-	ok(f != NULL && f->special == FOLDER_SENT && !f->special_by_name,
+	ok(f != NULL && f->special == MBOX_SENT && !f->special_by_name,
 	   "dovecot: Sent is special by attribute");
 	ok(has("Archive", PLAN_COPY, "Archive", "Archive", true) &&
 	   has("Archive/2023", PLAN_COPY, "Archive/2023", "Archive/2023", true) &&
@@ -273,7 +273,7 @@ static void test_dovecot_layout(void)
 	   pos("&BBIERQQ+BDQETwRJBDgENQ-") < pos("&BBIERQQ+BDQETwRJBDgENQ-/Sub"),
 	   "dovecot: a parent the LIST left out is added and created first");
 	f = find("&BBIERQQ+BDQETwRJBDgENQ-");
-	ok(f != NULL && f->attrs == FOLDER_NONEXISTENT,
+	ok(f != NULL && f->attrs == MBOX_NONEXISTENT,
 	   "dovecot: the added parent is \\NonExistent");
 	ok(has("A&-B", PLAN_COPY, "A&B", "A&-B", true), "dovecot: '&' kept");
 	ok(has("Shared", PLAN_OTHER_NAMESPACE, "Shared", NULL, false) &&
@@ -288,12 +288,12 @@ static void test_dovecot_layout(void)
 static void test_courier_layout(void)
 {
 	static const struct folder_entry r[] = {
-		{ "INBOX", '.', FOLDER_HASCHILDREN },
+		{ "INBOX", '.', MBOX_HASCHILDREN },
 		{ "INBOX.Sent", '.', 0 },
 		{ "INBOX.Trash", '.', 0 },
-		{ "INBOX.Entw&APw-rfe", '.', FOLDER_HASCHILDREN },
+		{ "INBOX.Entw&APw-rfe", '.', MBOX_HASCHILDREN },
 		{ "INBOX.Entw&APw-rfe.2023", '.', 0 },
-		{ "INBOX.Archive", '.', FOLDER_HASCHILDREN },
+		{ "INBOX.Archive", '.', MBOX_HASCHILDREN },
 		{ "INBOX.Archive.2023", '.', 0 },
 		{ "INBOX.a/b", '.', 0 },
 		{ "INBOX.100%", '.', 0 },
@@ -314,7 +314,7 @@ static void test_courier_layout(void)
 	   has("INBOX.Trash", PLAN_COPY, "Trash", "Trash", false),
 	   "courier: prefix removed; Sent, Trash onto the local ones by name");
 	f = find("INBOX.Sent");
-	ok(f != NULL && f->special == FOLDER_SENT && f->special_by_name,
+	ok(f != NULL && f->special == MBOX_SENT && f->special_by_name,
 	   "courier: Sent is special by name");
 	ok(has("INBOX.Entw&APw-rfe", PLAN_COPY, "Entw\xc3\xbcrfe", "Drafts", false) &&
 	   has("INBOX.Entw&APw-rfe.2023", PLAN_COPY, "Entw\xc3\xbcrfe/2023",
@@ -346,7 +346,7 @@ static void test_cyrus_layout(void)
 	static const struct folder_entry r[] = {
 		{ "INBOX", '/', 0 },
 		{ "INBOX/Sent Items", '/', 0 },
-		{ "INBOX/Work", '/', FOLDER_HASCHILDREN },
+		{ "INBOX/Work", '/', MBOX_HASCHILDREN },
 		{ "INBOX/Work/2024", '/', 0 },
 		{ "user/bob", '/', 0 },
 		{ "user/bob/Stuff", '/', 0 },
@@ -377,7 +377,7 @@ static void test_cyrus_layout(void)
 static void test_inbox_children_and_utf8(void)
 {
 	static const struct folder_entry r[] = {
-		{ "INBOX", '/', FOLDER_HASCHILDREN },
+		{ "INBOX", '/', MBOX_HASCHILDREN },
 		{ "INBOX/Drafts", '/', 0 },
 		{ "inbox/Work", '/', 0 },
 		{ "Entw\xc3\xbcrfe2", '/', 0 },
@@ -408,13 +408,13 @@ static void test_special_use(void)
 	static const struct folder_entry attr[] = {
 		{ "INBOX", '/', 0 },
 		{ "Sent", '/', 0 },
-		{ "Sent Items", '/', FOLDER_SENT | FOLDER_HASCHILDREN },
+		{ "Sent Items", '/', MBOX_SENT | MBOX_HASCHILDREN },
 		{ "Sent Items/2020", '/', 0 },
 		{ "Spam", '/', 0 },
 		{ "Junk E-mail", '/', 0 },
-		{ "Deleted Items", '/', FOLDER_TRASH },
-		{ "[Gmail]", '/', FOLDER_NOSELECT },
-		{ "[Gmail]/All Mail", '/', FOLDER_ALL },
+		{ "Deleted Items", '/', MBOX_TRASH },
+		{ "[Gmail]", '/', MBOX_NOSELECT },
+		{ "[Gmail]/All Mail", '/', MBOX_ALL },
 	};
 	static const struct folder_side remote_attr = {
 		attr, N_ELEMENTS(attr), '/', "", false, NULL
@@ -464,7 +464,7 @@ static void test_special_use(void)
 	       "Gesendete Objekte", true),
 	   "no local special: translated names created");
 	f = find("Sent Items");
-	ok(f != NULL && f->special == FOLDER_SENT && f->special_by_name,
+	ok(f != NULL && f->special == MBOX_SENT && f->special_by_name,
 	   "no local special: still reported as Sent by name");
 }
 
@@ -508,7 +508,7 @@ static void test_local_dot_delimiter(void)
 	};
 	static const struct folder_entry l[] = {
 		{ "INBOX", '.', 0 },
-		{ "INBOX.Sent", '.', FOLDER_SENT },
+		{ "INBOX.Sent", '.', MBOX_SENT },
 	};
 	static const struct folder_side local = {
 		l, N_ELEMENTS(l), '.', "INBOX.", false, NULL
@@ -533,12 +533,12 @@ static void test_noselect(void)
 {
 	static const struct folder_entry r[] = {
 		{ "INBOX", '/', 0 },
-		{ "Lists", '/', FOLDER_NOSELECT | FOLDER_HASCHILDREN },
+		{ "Lists", '/', MBOX_NOSELECT | MBOX_HASCHILDREN },
 		{ "Lists/dev", '/', 0 },
 		{ "Lists/old", '/', 0 },
-		{ "Empty", '/', FOLDER_NOSELECT },
-		{ "Gone", '/', FOLDER_NONEXISTENT | FOLDER_HASCHILDREN },
-		{ "Gone/x", '/', FOLDER_NOSELECT },
+		{ "Empty", '/', MBOX_NOSELECT },
+		{ "Gone", '/', MBOX_NONEXISTENT | MBOX_HASCHILDREN },
+		{ "Gone/x", '/', MBOX_NOSELECT },
 		{ "Gone/x/y", '/', 0 },
 	};
 	static const struct folder_side remote = {
@@ -589,9 +589,9 @@ static void test_exclusions(void)
 		{ "INBOX.Archive.2023", '.', 0 },
 		{ "INBOX.Posta inviata", '.', 0 },
 		{ "INBOX.Sent", '.', 0 },
-		{ "INBOX.Lists", '.', FOLDER_NOSELECT },
+		{ "INBOX.Lists", '.', MBOX_NOSELECT },
 		{ "INBOX.Lists.a", '.', 0 },
-		{ "INBOX.[Gmail].All Mail", '.', FOLDER_ALL },
+		{ "INBOX.[Gmail].All Mail", '.', MBOX_ALL },
 		{ "#public.x", '.', 0 },
 	};
 	static const struct folder_side remote = {
@@ -680,7 +680,7 @@ static void test_order_and_edges(void)
 		{ "a/c", '/', 0 },
 		{ "a", '/', 0 },
 		{ "INBOX", '/', 0 },
-		{ "Mail", '/', FOLDER_NOSELECT },
+		{ "Mail", '/', MBOX_NOSELECT },
 	};
 	static const struct folder_side remote = {
 		r, N_ELEMENTS(r), '/', "", false, NULL
