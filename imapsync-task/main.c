@@ -192,15 +192,6 @@ static void touch_lock(void *ctx)
 	progress_tick();
 }
 
-/* Every folder mode copies with APPEND; LMTP and Sieve deliver into the
-   INBOX, so they go with folders = inbox only. */
-static bool mode_supported(const struct task *t, const char **why_r)
-{
-	*why_r = "delivery = lmtp and delivery = sieve deliver into the INBOX: "
-		 "with folders = all or all-except use delivery = append";
-	return t->folders == FOLDERS_INBOX || t->delivery == DELIVERY_APPEND;
-}
-
 static struct session_opts session_opts_of(const struct options *o, const char *spool)
 {
 	return (struct session_opts){ .timeout_ms = o->timeout_ms, .trace = o->verbose >= 2,
@@ -332,15 +323,9 @@ static int cmd_run(const struct options *o, int argc, char **argv)
 		log_summary(argv[0], &counts, elapsed(&t0), rc);
 		return rc;
 	}
-	const char *why;
-	if (!mode_supported(t, &why)) {
-		/* Refused before any lock, state or connection, as check
-		   refuses it: no server sees a login for a task we cannot run. */
-		log_warnx("%s", why);
-		rc = EXIT_CONFIG;
-		log_summary(t->name, &counts, elapsed(&t0), rc);
-		goto out;
-	}
+	/* A mode that cannot run (delivery = lmtp or sieve with all
+	   folders) is refused by task_load() above: before any lock, state
+	   or connection. */
 	dir = task_state_dir(o, t->name);
 	/* A hand run never writes into the service's state (state_owner.h);
 	   then the task's own lock, then its accounts' (account_lock.h). */
@@ -458,15 +443,6 @@ static int cmd_check(const struct options *o, int argc, char **argv)
 		t = task_load(o->config_dir, argv[i], print_config_error, &e);
 		if (t == NULL) {
 			worst = EXIT_CONFIG;
-			continue;
-		}
-		const char *why;
-		if (!mode_supported(t, &why)) {
-			/* Valid syntax, but it cannot run: say so now rather
-			   than at every timer run. */
-			fprintf(stderr, "%s: %s\n", t->path, why);
-			worst = EXIT_CONFIG;
-			task_free(&t);
 			continue;
 		}
 		if (!o->connect)
