@@ -34,6 +34,7 @@ struct batch_msg {
 struct batch {
 	struct batch_msg *msgs;
 	size_t n;
+	struct imap_fetch_pending *fetch;   /* its UID FETCH, until answered */
 };
 
 static void batch_fetch_cb(void *ctx, struct imap_fetched *m)
@@ -59,12 +60,46 @@ static void batch_fetch_cb(void *ctx, struct imap_fetched *m)
 	}
 }
 
-static void batch_free(struct batch *b)
+/* Send the UID FETCH of a batch; its answers fill the batch whenever
+   they are read (see copy_uids).  Allocated: the callbacks hold it. */
+static struct batch *batch_send(struct sync_env *env, const struct folder_pair *fp,
+				const uint32_t *uids, size_t n)
 {
+	struct batch *b = xcalloc(1, sizeof(*b));
+
+	b->msgs = xcalloc(n, sizeof(*b->msgs));
+	b->n = n;
+	for (size_t i = 0; i < n; i++)
+		b->msgs[i].uid = uids[i];
+	char *set = uid_list_to_set(uids, n);
+	log_debug("batch: fetching %zu message(s) of %s, UID %s", n, fp->remote, set);
+	free(set);
+	b->fetch = imap_uid_fetch_send(env->remote, uids, n,
+				       "FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[]",
+				       batch_fetch_cb, b);
+	return b;
+}
+
+/* The batch's FETCH answered, or failed (0 or its exit class). */
+static int batch_wait(struct sync_env *env, struct batch *b, struct imap_result *res)
+{
+	return b->fetch != NULL ? imap_uid_fetch_wait(env->remote, &b->fetch, res) : 0;
+}
+
+static void batch_free(struct sync_env *env, struct batch **bp)
+{
+	struct batch *b = *bp;
+
+	if (b == NULL)
+		return;
+	/* A fetch still running is read to its end (or its connection's),
+	   so the remote session stays in step for what follows. */
+	(void)batch_wait(env, b, NULL);
 	for (size_t i = 0; i < b->n; i++)
 		msgbody_free(&b->msgs[i].body);
 	free(b->msgs);
-	memset(b, 0, sizeof(*b));
+	free(b);
+	*bp = NULL;
 }
 
 /* Can a refusal be about one message (its size, a flag, its content)
@@ -80,6 +115,32 @@ static bool message_refusal(const struct imap_result *res)
 		strcmp(res->code, "NONEXISTENT") != 0 && strcmp(res->code, "UIDVALIDITY") != 0;
 }
 
+/* What the next intents record as the local UIDVALIDITY and UIDNEXT
+   (a lower bound of the UIDs a crashed APPEND may have got) is known
+   without a STATUS after an APPEND whose APPENDUID named every UID:
+   the next UID is past them.  Otherwise lbox->uidnext = 0 asks for a
+   STATUS.  One round trip per batch less, and Dovecot rescans a Maildir
+   on each STATUS after a save: that grew with the folder. */
+static void next_uid_known(struct imap_mailbox *lbox, uint32_t luv, const uint32_t *luids,
+			   size_t n)
+{
+	uint32_t max = 0;
+
+	for (size_t i = 0; i < n && luv != 0; i++) {
+		if (luids[i] == 0) {
+			luv = 0;
+			break;
+		}
+		max = luids[i] > max ? luids[i] : max;
+	}
+	if (luv == 0 || max == UINT32_MAX) {
+		lbox->uidnext = 0;
+		return;
+	}
+	lbox->uidvalidity = luv;
+	lbox->uidnext = max + 1;
+}
+
 /* Deliver msgs[0..n) (already INTENT and synced) to the local folder.
    On return each delivered one is DELIVERED.  A refusal that may be
    about one message sets *refused_r (and *refusal_r) and returns 0: none
@@ -88,7 +149,7 @@ static bool message_refusal(const struct imap_result *res)
 static int append_batch(struct sync_env *env, const struct folder_pair *fp,
 			struct batch_msg **msgs, struct jentry **ents,
 			size_t n, struct sync_counts *counts, bool *refused_r,
-			struct imap_result *refusal_r)
+			struct imap_result *refusal_r, struct imap_mailbox *lbox)
 {
 	struct imap_append_msg *am = xcalloc(n, sizeof(*am));
 	uint32_t *luids = xcalloc(n, sizeof(*luids));
@@ -108,6 +169,7 @@ static int append_batch(struct sync_env *env, const struct folder_pair *fp,
 	}
 	rc = imap_append(env->local_imap, fp->local, am, n, &luv, luids, &res);
 	journal_killpoint();
+	next_uid_known(lbox, rc == 0 ? luv : 0, luids, n);
 	if (rc == 0) {
 		for (size_t i = 0; i < n && rc == 0; i++) {
 			rc = journal_delivered(env->journal, ents[i], luv, luids[i]);
@@ -156,70 +218,117 @@ out:
 	return rc;
 }
 
-/* delivery = lmtp: one message at a time through the LMTP session.  The
-   'B' marker before each DATA tells a restarted run that this delivery
-   may have completed (see reconcile_intents). */
+/* delivery = lmtp: the batch goes through the LMTP session's connections
+   at once (lmtp_deliver_batch), several messages on the wire together.
+
+   The 'B' marker before the first DATA tells a restarted run which
+   deliveries may have completed (see reconcile_folder): the message's
+   UID when the batch has one, else UID 0, every intent of the folder.
+   A D, A or K line clears the marker, on replay too, so nothing is
+   settled in the journal while a message is still on the wire: the
+   outcomes are written once lmtp_deliver_batch has returned.  A crash
+   before then leaves every intent of the batch under the marker; the
+   next run waits for them and matches what arrived by content.  When a
+   connection was lost after DATA (LMTP_LOST), that message's fate is
+   unknown and the server may still be saving it, so nothing of the
+   batch is settled: the intents and the marker stay for the next run,
+   which reconciles them all. */
 static int deliver_lmtp(struct sync_env *env, const struct folder_pair *fp,
 			struct batch_msg **msgs, struct jentry **ents,
 			size_t n, struct sync_counts *counts)
 {
-	char err[600], from[512];
-	int rc = 0;
-	size_t i;
+	struct lmtp_msg *lm = xcalloc(n, sizeof(*lm));
+	char (*from)[512] = xcalloc(n, sizeof(*from));
+	int rc;
 
-	for (i = 0; i < n && rc == 0; i++) {
-		if ((rc = journal_delivery_started(env->journal, ents[i])) != 0) {
-			rc = sync_journal_failed(env, rc);
-			break;
-		}
-		lmtp_envelope_sender(msgs[i]->body, from, sizeof(from));
-		enum lmtp_outcome o = lmtp_deliver(env->lmtp, from, env->task->local_user,
-						   msgs[i]->body, err, sizeof(err));
-		journal_killpoint();
-		switch (o) {
-		case LMTP_DELIVERED:
-			counts->copied++;
-			counts->bytes += msgbody_size(msgs[i]->body);
-			/* The local UIDVALIDITY is kept (the UID is unknown):
-			   reconcile_intents matches such entries first. */
-			rc = journal_delivered(env->journal, ents[i], ents[i]->luv, 0);
-			break;
-		case LMTP_PERMFAIL: {
-			uint32_t ruv = ents[i]->ruv;  /* the entry goes with the abandon */
-			log_msg(LOGL_WARNING, "remote UID %u skipped: %s", msgs[i]->uid, err);
-			counts->skipped++;
-			rc = journal_abandon(env->journal, ents[i]);
-			ents[i] = NULL;
-			if (rc == 0)
-				rc = journal_skipped(env->journal, fp->remote, ruv, msgs[i]->uid,
-						     msgbody_size(msgs[i]->body));
-			break;
-		}
-		case LMTP_OVERQUOTA:
+	rc = n == 1 ? journal_delivery_started(env->journal, ents[0])
+		: journal_append_started(env->journal, fp->remote);
+	if (rc != 0) {
+		rc = sync_journal_failed(env, rc);
+		for (size_t i = 0; i < n; i++)
 			(void)journal_abandon(env->journal, ents[i]);
-			rc = sync_fail(env, EXIT_CANTCREAT, "local: mailbox of %s is over quota; "
-				  "the message stays unseen on the remote: %s", env->task->local_user, err);
-			break;
-		case LMTP_TEMPFAIL:
-			(void)journal_abandon(env->journal, ents[i]);
-			rc = sync_fail(env, EXIT_TEMPFAIL, "%s", err);
-			break;
-		case LMTP_LOST:
-			/* Unknown outcome: the intent stays for reconciliation. */
-			rc = sync_fail(env, EXIT_TEMPFAIL, "%s", err);
-			break;
-		}
-		if (rc == EXIT_IOERR || rc == EXIT_CANTCREAT) {
-			if (o == LMTP_DELIVERED || o == LMTP_PERMFAIL)
-				rc = sync_journal_failed(env, rc);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		lmtp_envelope_sender(msgs[i]->body, from[i], sizeof(from[i]));
+		lm[i].from = from[i];
+		lm[i].body = msgs[i]->body;
+	}
+	lmtp_deliver_batch(env->lmtp, env->task->local_user, lm, n, env->stop);
+	journal_killpoint();
+	for (size_t i = 0; i < n; i++) {
+		if (lm[i].tried && lm[i].outcome == LMTP_LOST) {
+			/* Unknown outcome: every intent stays, under the marker. */
+			rc = sync_fail(env, EXIT_TEMPFAIL, "%s", lm[i].err);
+			goto out;
 		}
 	}
-	/* Intents never tried are not delivered: drop them. */
-	for (; i < n; i++)
-		(void)journal_abandon(env->journal, ents[i]);
+	/* Nothing is on the wire any more: settle each message.  A message
+	   after one that stopped the batch may have been delivered too (it
+	   was on another connection), so all are settled; the first failure
+	   is the run's. */
+	rc = 0;
+	for (size_t i = 0; i < n; i++) {
+		int jrc = 0;
+		if (!lm[i].tried) {
+			/* Never tried: not delivered, drop the intent. */
+			jrc = journal_abandon(env->journal, ents[i]);
+			ents[i] = NULL;
+		} else {
+			switch (lm[i].outcome) {
+			case LMTP_DELIVERED:
+				counts->copied++;
+				counts->bytes += msgbody_size(msgs[i]->body);
+				/* The local UIDVALIDITY is kept (the UID is
+				   unknown): reconcile_intents matches such
+				   entries first. */
+				jrc = journal_delivered(env->journal, ents[i], ents[i]->luv, 0);
+				break;
+			case LMTP_PERMFAIL: {
+				uint32_t ruv = ents[i]->ruv;  /* the entry goes with the abandon */
+				log_msg(LOGL_WARNING, "remote UID %u skipped: %s", msgs[i]->uid,
+					lm[i].err);
+				counts->skipped++;
+				jrc = journal_abandon(env->journal, ents[i]);
+				ents[i] = NULL;
+				if (jrc == 0)
+					jrc = journal_skipped(env->journal, fp->remote, ruv,
+							      msgs[i]->uid,
+							      msgbody_size(msgs[i]->body));
+				break;
+			}
+			case LMTP_OVERQUOTA:
+				jrc = journal_abandon(env->journal, ents[i]);
+				ents[i] = NULL;
+				if (rc == 0)
+					rc = sync_fail(env, EXIT_CANTCREAT, "local: mailbox of %s is "
+						       "over quota; the message stays unseen on the "
+						       "remote: %s", env->task->local_user, lm[i].err);
+				break;
+			case LMTP_TEMPFAIL:
+				jrc = journal_abandon(env->journal, ents[i]);
+				ents[i] = NULL;
+				if (rc == 0)
+					rc = sync_fail(env, EXIT_TEMPFAIL, "%s", lm[i].err);
+				break;
+			case LMTP_LOST:
+				break;   /* handled above */
+			}
+		}
+		if (jrc != 0) {
+			/* The journal fails: write nothing more.  What is left
+			   stays an intent, and no message is on the wire, so
+			   the next run settles it by content at once. */
+			rc = sync_journal_failed(env, jrc);
+			goto out;
+		}
+	}
 	int src = journal_sync(env->journal);
 	if (rc == 0 && src != 0)
 		rc = sync_journal_failed(env, src);
+out:
+	free(lm);
+	free(from);
 	return rc;
 }
 
@@ -280,7 +389,7 @@ static bool drop_keywords(char *flags)
    once more without its keywords; refused again, it is skipped for
    good and recorded, so it never blocks the messages after it. */
 static int append_alone(struct sync_env *env, const struct folder_pair *fp,
-			const struct imap_mailbox *lbox,
+			struct imap_mailbox *lbox,
 			struct batch_msg *m, struct sync_counts *counts)
 {
 	struct imap_result refusal;
@@ -293,7 +402,7 @@ static int append_alone(struct sync_env *env, const struct folder_pair *fp,
 			return rc;
 		if ((rc = journal_sync(env->journal)) != 0)
 			return sync_journal_failed(env, rc);
-		rc = append_batch(env, fp, &m, &e, 1, counts, &refused, &refusal);
+		rc = append_batch(env, fp, &m, &e, 1, counts, &refused, &refusal, lbox);
 		if (rc != 0 || !refused)
 			return rc;
 		if (attempt > 0 || !drop_keywords(m->flags))
@@ -374,39 +483,34 @@ static int find_existing(struct sync_env *env, struct batch_msg *m, struct stale
 	return 0;
 }
 
-int copy_batch(struct sync_env *env, const struct folder_pair *fp, const uint32_t *uids,
-	       size_t n, struct stale_set *stale, struct local_pool *pool,
-	       struct sync_counts *counts)
+/* Deliver a batch whose FETCH was sent: wait for its answers, check
+   them, journal the intents, deliver. */
+static int copy_fetched(struct sync_env *env, const struct folder_pair *fp, struct batch *b,
+			struct stale_set *stale, struct local_pool *pool,
+			struct imap_mailbox *lbox, struct sync_counts *counts)
 {
-	struct batch b = { xcalloc(n, sizeof(struct batch_msg)), n };
+	size_t n = b->n;
 	struct batch_msg **todo = xcalloc(n, sizeof(*todo));
 	struct jentry **ents = xcalloc(n, sizeof(*ents));
-	struct imap_mailbox lbox = { 0 };
 	struct imap_result res;
 	size_t ntodo = 0;
 	uint64_t bytes_before = counts->bytes;
 	int rc;
 
-	for (size_t i = 0; i < n; i++)
-		b.msgs[i].uid = uids[i];
-	char *set = uid_list_to_set(uids, n);
-	log_debug("batch: fetching %zu message(s) of %s, UID %s", n, fp->remote, set);
-	rc = imap_uid_fetch(env->remote, set, "FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[]",
-			    batch_fetch_cb, &b, &res);
-	free(set);
+	rc = batch_wait(env, b, &res);
 	if (rc != 0) {
 		rc = sync_cmd_failed(env, env->remote, rc, &res, "UID FETCH");
 		goto out;
 	}
-	if (!env->dry_run) {
-		rc = imap_status(env->local_imap, fp->local, &lbox, &res);
+	if (!env->dry_run && lbox->uidnext == 0) {
+		rc = imap_status(env->local_imap, fp->local, lbox, &res);
 		if (rc != 0) {
 			rc = sync_cmd_failed(env, env->local_imap, rc, &res, "STATUS");
 			goto out;
 		}
 	}
 	for (size_t i = 0; i < n; i++) {
-		struct batch_msg *m = &b.msgs[i];
+		struct batch_msg *m = &b->msgs[i];
 		bool deliver;
 		if ((rc = check_fetched(env, fp, m, counts, &deliver)) != 0)
 			goto out;
@@ -434,7 +538,7 @@ int copy_batch(struct sync_env *env, const struct folder_pair *fp, const uint32_
 			continue;
 		}
 		struct jentry *e;
-		if ((rc = write_intent(env, fp, &lbox, m, &e)) != 0)
+		if ((rc = write_intent(env, fp, lbox, m, &e)) != 0)
 			goto out;
 		if (old != NULL || luid != 0) {
 			/* Same content delivered under the old UIDVALIDITY (the
@@ -463,20 +567,62 @@ int copy_batch(struct sync_env *env, const struct folder_pair *fp, const uint32_
 	}
 	if (env->task->delivery == DELIVERY_LMTP) {
 		rc = deliver_lmtp(env, fp, todo, ents, ntodo, counts);
+		lbox->uidnext = 0;   /* LMTP tells no UIDs */
 		goto out;
 	}
 	bool refused = false;
-	rc = append_batch(env, fp, todo, ents, ntodo, counts, &refused, &res);
+	rc = append_batch(env, fp, todo, ents, ntodo, counts, &refused, &res, lbox);
 	/* One message spoiled the transaction: each goes alone. */
 	for (size_t i = 0; rc == 0 && refused && i < ntodo; i++)
-		rc = append_alone(env, fp, &lbox, todo[i], counts);
+		rc = append_alone(env, fp, lbox, todo[i], counts);
 out:
+	if (rc != 0)
+		lbox->uidnext = 0;
 	/* How far: every message of the batch is through (delivered,
 	   skipped, matched, or left after an error that ends the run). */
 	progress_add(n, counts->bytes - bytes_before);
-	batch_free(&b);
 	free(todo);
 	free(ents);
+	return rc;
+}
+
+static bool stopped(const struct sync_env *env)
+{
+	return env->stop != NULL && *env->stop;
+}
+
+int copy_uids(struct sync_env *env, const struct folder_pair *fp, const uint32_t *uids,
+	      size_t n, struct stale_set *stale, struct local_pool *pool,
+	      struct sync_counts *counts, copy_after_fn *after, void *after_ctx)
+{
+	struct batch *cur = NULL, *next = NULL;
+	struct imap_mailbox lbox = { 0 };   /* the local folder, for the intents */
+	size_t i = 0;
+	int rc = 0;
+
+	if (n > 0 && !stopped(env))
+		next = batch_send(env, fp, uids, n < COPY_BATCH ? n : COPY_BATCH);
+	while (next != NULL) {
+		cur = next;
+		next = NULL;
+		size_t k = cur->n, left = n - i - k;
+		/* The next batch's FETCH goes out before this one is
+		   delivered: the remote streams it while the local server
+		   saves this one (the local waits read it, see
+		   imap_client_set_partner).  Two batches in memory at most. */
+		if (left > 0 && !stopped(env))
+			next = batch_send(env, fp, uids + i + k, left < COPY_BATCH ? left : COPY_BATCH);
+		rc = copy_fetched(env, fp, cur, stale, pool, &lbox, counts);
+		batch_free(env, &cur);
+		if (after != NULL)
+			rc = after(after_ctx, rc);
+		i += k;
+		if (rc != 0)
+			break;
+	}
+	if (rc == 0 && i < n && stopped(env))
+		rc = sync_fail(env, EXIT_TEMPFAIL, "stopped by a signal; the next run resumes");
+	batch_free(env, &next);
 	return rc;
 }
 

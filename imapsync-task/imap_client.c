@@ -28,6 +28,7 @@
 #include "imap_trace.h"
 #include "log.h"
 #include "net.h"
+#include "throttle.h"
 #include "util.h"
 
 #define MAX_INFLIGHT 64
@@ -75,7 +76,42 @@ bool imap_client_has_cap(const struct imap_client *c, enum imap_cap cap)
 	return (c->caps & cap) != 0;
 }
 
-/* RFC 5530 codes, by what they break.  Human text is never matched. */
+/* Office 365 throttles with a plain NO (or BAD) whose only sign is its
+   text: "Request is throttled. Suggested Backoff Time: 299961
+   milliseconds".  The one exception to never matching human text: the
+   wait it suggests, in ms, or -1 when the text has none. */
+#define SUGGESTED_BACKOFF "Suggested Backoff Time:"
+
+static int64_t suggested_backoff_ms(const char *text)
+{
+	const char *p = strcasestr(text, SUGGESTED_BACKOFF);
+	int64_t ms = 0;
+
+	if (p == NULL)
+		return -1;
+	p += strlen(SUGGESTED_BACKOFF);
+	p += strspn(p, " ");
+	if (*p < '0' || *p > '9')
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++)
+		if (ms < INT64_MAX / 100)
+			ms = ms * 10 + (*p - '0');
+	p += strspn(p, " ");
+	if (strncasecmp(p, "milliseconds", 12) != 0 && strncasecmp(p, "ms", 2) != 0)
+		return -1;
+	return ms;
+}
+
+/* The server says "not now, too much": [THROTTLED] (not in RFC 5530,
+   but used by hosted servers), [UNAVAILABLE], or Office 365's text. */
+static bool is_throttled(const char *code, const char *text)
+{
+	return strcmp(code, "THROTTLED") == 0 || strcmp(code, "UNAVAILABLE") == 0 ||
+		(code[0] == '\0' && suggested_backoff_ms(text) >= 0);
+}
+
+/* RFC 5530 codes, by what they break.  Human text is never matched
+   (but for Office 365's throttling: is_throttled). */
 static void classify(struct imap_result *r)
 {
 	static const struct { const char *code; enum imap_scope scope; int exit_class; } map[] = {
@@ -95,6 +131,7 @@ static void classify(struct imap_result *r)
 		{ "UIDVALIDITY", IMAP_SCOPE_MAILBOX, EXIT_DATAERR },
 		{ "INUSE", IMAP_SCOPE_CONNECTION, EXIT_TEMPFAIL },
 		{ "UNAVAILABLE", IMAP_SCOPE_CONNECTION, EXIT_TEMPFAIL },
+		{ "THROTTLED", IMAP_SCOPE_CONNECTION, EXIT_TEMPFAIL },
 		{ "SERVERBUG", IMAP_SCOPE_CONNECTION, EXIT_TEMPFAIL },
 		{ "CONTACTADMIN", IMAP_SCOPE_TASK, EXIT_NOPERM },
 	};
@@ -110,6 +147,12 @@ static void classify(struct imap_result *r)
 			r->exit_class = map[i].exit_class;
 			return;
 		}
+	}
+	if (is_throttled(r->code, r->text)) {
+		/* Even as a BAD (Office 365 sends either): not our bug. */
+		r->scope = IMAP_SCOPE_CONNECTION;
+		r->exit_class = EXIT_TEMPFAIL;
+		return;
 	}
 	/* A BAD is our bug or a server we do not understand; a plain NO
 	   is mailbox-scoped and retried by the next run. */
@@ -302,12 +345,48 @@ static const char *io_error(struct imap_client *c, enum net_status st)
 	return c->bound_text;
 }
 
+/* Pace the remote (the task's max_bytes_per_second and
+   max_messages_per_second): sleep off what was read beyond the rates,
+   then move the bounds by as long.  Our own sleep is neither silence
+   nor slowness of the peer: the next read gets its whole silence
+   timeout, and the command bounds (setup deadline, cmd_floor,
+   cmd_credit) stand where they stood before the sleep. */
+static void throttle_pause(struct imap_client *c, uint64_t bytes, unsigned msgs)
+{
+	int64_t ns = throttle_pace(c->opts.throttle, bytes, msgs);
+	int64_t ms = (ns + 999999) / 1000000;
+
+	if (ns <= 0)
+		return;
+	if (c->setup_deadline != 0)
+		c->setup_deadline += ms;
+	if (c->cmd_floor != 0)
+		c->cmd_floor += ms;
+	c->cmd_credit += ms;
+	c->throttled_ms += ms;
+}
+
+void imap_client_throttle_message(struct imap_client *c)
+{
+	if (c->opts.throttle != NULL)
+		throttle_pause(c, 0, 1);
+}
+
 static ssize_t read_bounded(struct imap_client *c, void *buf, size_t len,
 			    enum net_status *st_r)
 {
+	/* Throttled: no more at once than the byte bucket holds, so that
+	   the pauses stay short and even. */
+	if (c->opts.throttle != NULL && len > throttle_max_read(c->opts.throttle))
+		len = throttle_max_read(c->opts.throttle);
 	int ms = io_timeout(c);
 	ssize_t n;
 
+	if (c->silence_end != 0) {
+		int64_t left = c->silence_end - now_ms();
+		ms = left <= 0 ? 0 : ms < left ? ms : (int)left;
+		c->silence_end = 0;
+	}
 	if (ms == 0) {
 		*st_r = NET_ERR_TIMEOUT;
 		return -1;
@@ -317,6 +396,8 @@ static ssize_t read_bounded(struct imap_client *c, void *buf, size_t len,
 		bound_credit(c, (size_t)n);
 	if (n > 0 && c->trace_in != NULL)
 		imap_trace_feed(c->trace_in, buf, (size_t)n);
+	if (n > 0 && c->opts.throttle != NULL)
+		throttle_pause(c, (uint64_t)n, 0);
 	return n;
 }
 
@@ -578,12 +659,15 @@ static void update_mailbox_state(struct imap_client *c, const struct imap_respon
 		caps_set(c, a);
 }
 
+static void bye_backoff(struct imap_client *c, const struct imap_response *resp);
+
 static void handle_untagged(struct imap_client *c, const struct imap_response *resp)
 {
 	if (resp->status == IMAP_STATUS_BYE) {
 		/* Remember why; the EOF that follows is the real failure. */
 		c->bye = true;
 		log_redact(c->bye_text, sizeof(c->bye_text), resp->text);
+		bye_backoff(c, resp);
 		return;
 	}
 	if (resp->name != NULL && strcmp(resp->name, "CAPABILITY") == 0) {
@@ -693,8 +777,36 @@ static ssize_t fill_input(struct imap_client *c, enum net_status *st_r)
 	return n;
 }
 
+static void read_response(struct imap_client *c);
+
+void imap_client_set_partner(struct imap_client *c, struct imap_client *partner)
+{
+	c->partner = partner;
+}
+
+/* c has no whole response buffered and is about to wait for its server:
+   meanwhile, handle the partner's answers as they arrive.  The silence
+   allowed to c's server is counted from here, however long the partner
+   keeps us busy (read_bounded takes it over). */
+static void pump_partner(struct imap_client *c)
+{
+	struct imap_client *p = c->partner;
+	int64_t end = now_ms() + c->opts.timeout_ms;
+
+	while (p != NULL && p->ninflight > 0 && !p->failed && !p->reading) {
+		int64_t left = end - now_ms();
+		int ms = io_timeout(c);
+		if (left < ms)
+			ms = left > 0 ? (int)left : 0;
+		if (net_wait_either(c->conn, p->conn, ms) != 2)
+			break;
+		read_response(p);
+	}
+	c->silence_end = end;
+}
+
 /* Read and handle exactly one response (or fail). */
-static void read_response(struct imap_client *c)
+static void read_one(struct imap_client *c)
 {
 	for (;;) {
 		enum imap_parse_result r = feed_buffered(c);
@@ -724,6 +836,8 @@ static void read_response(struct imap_client *c)
 			break;
 		}
 		enum net_status st;
+		if (c->partner != NULL)
+			pump_partner(c);
 		if (fill_input(c, &st) < 0) {
 			if (c->bye)
 				imap_client_fail(c, EXIT_TEMPFAIL, "server closed the connection: %s",
@@ -733,6 +847,19 @@ static void read_response(struct imap_client *c)
 			return;
 		}
 	}
+}
+
+static void read_response(struct imap_client *c)
+{
+	c->reading = true;
+	read_one(c);
+	c->reading = false;
+}
+
+void imap_client_flush(struct imap_client *c)
+{
+	if (!c->failed)
+		pump_send(c);
 }
 
 /* Run the connection until cmd has its tagged reply (or the connection
@@ -879,6 +1006,14 @@ static int read_greeting(struct imap_client *c, char *err, size_t errlen)
 				snprintf(err, errlen, "%s: %s sent no IMAP greeting",
 					 c->label, net_peer(c->conn));
 				return EXIT_PROTOCOL;
+			}
+			if (g->status == IMAP_STATUS_BYE &&
+			    is_throttled(g->code != NULL ? g->code : "", g->text)) {
+				/* Too many connections or requests: later. */
+				snprintf(err, errlen, "%s: %s refused the connection, the server "
+					 "asked us to back off: %s", c->label, net_peer(c->conn),
+					 g->text);
+				return EXIT_TEMPFAIL;
 			}
 			if (g->status == IMAP_STATUS_BYE) {
 				snprintf(err, errlen, "%s: %s refused the connection: %s",
@@ -1116,4 +1251,98 @@ int imap_simple(struct imap_client *c, struct imap_result *res, const char *fmt,
 	cmd_vtext(cmd, fmt, ap);
 	va_end(ap);
 	return imap_cmd_run(c, cmd, res);
+}
+
+/* ------------------------------------------------------------------ */
+/* backing off when the server throttles us                            */
+
+/* Without a suggestion from the server: 1 s, doubling, each wait at
+   most BACKOFF_MAX_WAIT_MS; a command's waits together at most
+   opts.timeout_ms (the silence we allow a server; 120 s by default).
+   One warning per BACKOFF_WARN_MS, not one per retry. */
+#define BACKOFF_FIRST_MS 1000
+#define BACKOFF_MAX_WAIT_MS 30000
+#define BACKOFF_WARN_MS 600000
+
+static void backoff_give_up(struct imap_result *res, const char *what, int64_t spent,
+			    const char *why)
+{
+	char text[sizeof(res->text)];
+
+	snprintf(text, sizeof(text), "the server throttled us (%s; %s, after %lld s of "
+		 "backing off): %s%s%s%s", what, why, (long long)(spent / 1000),
+		 res->code[0] ? "[" : "", res->code, res->code[0] ? "] " : "", res->text);
+	memcpy(res->text, text, sizeof(res->text));
+	res->scope = IMAP_SCOPE_CONNECTION;
+	res->exit_class = EXIT_TEMPFAIL;
+}
+
+bool imap_backoff_retry(struct imap_client *c, struct imap_backoff *bo, const char *what,
+			struct imap_result *res)
+{
+	int64_t now = now_ms(), total = c->opts.timeout_ms, suggested, spent, wait;
+
+	if (!c->opts.backoff || c->failed || c->conn == NULL ||
+	    (res->status != IMAP_STATUS_NO && res->status != IMAP_STATUS_BAD) ||
+	    !is_throttled(res->code, res->text))
+		return false;
+	if (bo->start == 0) {
+		bo->start = now;
+		bo->next_wait = BACKOFF_FIRST_MS;
+	}
+	spent = now - bo->start;
+	suggested = res->code[0] == '\0' || strcmp(res->code, "THROTTLED") == 0
+		? suggested_backoff_ms(res->text) : -1;
+	if (suggested >= 0) {
+		wait = suggested;
+		if (spent + wait > total) {
+			char why[120];
+			snprintf(why, sizeof(why), "it asks for %lld ms more, beyond the %lld s "
+				 "a command may wait", (long long)wait, (long long)(total / 1000));
+			backoff_give_up(res, what, spent, why);
+			log_msg(LOGL_WARNING, "%s: %s", c->label, res->text);
+			return false;
+		}
+	} else {
+		wait = bo->next_wait < total - spent ? bo->next_wait : total - spent;
+		if (wait < BACKOFF_FIRST_MS) {
+			backoff_give_up(res, what, spent, "giving up; the next run resumes");
+			log_msg(LOGL_WARNING, "%s: %s", c->label, res->text);
+			return false;
+		}
+		bo->next_wait = bo->next_wait * 2 > BACKOFF_MAX_WAIT_MS
+			? BACKOFF_MAX_WAIT_MS : bo->next_wait * 2;
+	}
+	if (bo->retries == 0 &&
+	    (c->backoff_warned == 0 || now - c->backoff_warned >= BACKOFF_WARN_MS)) {
+		c->backoff_warned = now;
+		log_msg(LOGL_WARNING, "%s: server throttles us (%s: %s%s%s%s); backing off "
+			"%lld ms%s, at most %lld s", c->label, what, res->code[0] ? "[" : "",
+			res->code, res->code[0] ? "] " : "", res->text, (long long)wait,
+			suggested >= 0 ? " as it suggests" : "", (long long)(total / 1000));
+	} else {
+		log_debug("%s: %s still throttled (retry %u): backing off %lld ms", c->label,
+			  what, bo->retries + 1, (long long)wait);
+	}
+	bo->retries++;
+	/* Wait on the connection: a BYE or a signal cuts it short. */
+	if (wait > 0 && net_wait_readable(c->conn, wait > INT32_MAX ? INT32_MAX : (int)wait)
+	    == NET_ERR_INTERRUPTED)
+		return false;
+	return true;
+}
+
+/* A BYE asking us to back off: say so, in the log and in the reason the
+   connection died (75: the next run resumes). */
+static void bye_backoff(struct imap_client *c, const struct imap_response *resp)
+{
+	char text[sizeof(c->bye_text)];
+
+	if (!is_throttled(resp->code != NULL ? resp->code : "", c->bye_text))
+		return;
+	snprintf(text, sizeof(text), "the server asked us to back off: %s%s%s%s",
+		 resp->code != NULL ? "[" : "", resp->code != NULL ? resp->code : "",
+		 resp->code != NULL ? "] " : "", c->bye_text);
+	memcpy(c->bye_text, text, sizeof(c->bye_text));
+	log_msg(LOGL_WARNING, "%s: %s; the next run resumes", c->label, c->bye_text);
 }

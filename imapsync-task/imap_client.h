@@ -60,6 +60,8 @@ struct imap_result {
 	char appenduid_set[256];  /* APPENDUID's UID set, "" if none */
 };
 
+struct throttle;
+
 struct imap_client_opts {
 	const char *label;        /* "remote" / "local": names the side in errors */
 	const char *host;
@@ -74,6 +76,12 @@ struct imap_client_opts {
 	   (see reconcile.c). */
 	void (*progress)(void *ctx);
 	void *progress_ctx;
+	/* The remote side only: paces the bytes and message bodies read
+	   (throttle.h; not owned, NULL: unlimited), and retries idempotent
+	   commands the server refuses as throttled ([THROTTLED],
+	   [UNAVAILABLE], "Suggested Backoff Time") after a wait. */
+	struct throttle *throttle;
+	bool backoff;
 };
 
 struct imap_mailbox {
@@ -99,6 +107,12 @@ const char *imap_client_label(const struct imap_client *c);
 /* The reason the connection failed, and its exit class (0 if healthy). */
 int imap_client_failed(const struct imap_client *c, const char **why_r);
 
+/* While c waits for its own server's answer, read the answers the
+   partner's server sends for the partner's commands in flight (their
+   untagged hooks run then): the remote streams the next batch while the
+   local server saves this one.  Never the other way round, and never
+   while the partner is inside a read of its own. */
+void imap_client_set_partner(struct imap_client *c, struct imap_client *partner);
 /* Authenticate as user; with authzid (master login) as authzid via
    SASL PLAIN when offered, else LOGIN "authzid<sep>user".  Credentials
    travel base64-encoded or as literals, never hand-quoted. */

@@ -89,6 +89,13 @@ struct imap_client {
 	int failed;                  /* exit class once the connection is dead */
 	char fail_text[400];
 	struct imap_trace *trace_in; /* -vv: what the server sends (imap_trace.h) */
+	/* Read while this connection waits (imap_client_set_partner). */
+	struct imap_client *partner;
+	bool reading;                /* inside read_response: not re-entered */
+	int64_t silence_end;         /* a partner pump used the silence up to
+	                                here; 0: no pump in this wait */
+	int64_t backoff_warned;      /* when a throttling warning was logged */
+	int64_t throttled_ms;        /* slept in all pacing opts.throttle */
 };
 
 /* The connection is dead from now on, for exit_class and this reason
@@ -111,6 +118,29 @@ int imap_client_query_caps(struct imap_client *c, char *err, size_t errlen);
    BYE).  s == NULL only forgets the slot's old one. */
 void imap_client_keep_secret(struct imap_client *c, size_t slot, char *s);
 
+/* Pace the remote: one message body arrived (opts.throttle; no-op
+   without one). */
+void imap_client_throttle_message(struct imap_client *c);
+
+/* Backing off when the server throttles us: an idempotent command is
+   run in a loop
+	struct imap_backoff bo = { 0 };
+	do rc = run(...); while (rc != 0 && imap_backoff_retry(c, &bo, "SELECT", res));
+   imap_backoff_retry() is true, after waiting, when res is a throttled
+   answer (tagged NO or BAD with [THROTTLED], [UNAVAILABLE] or Office
+   365's "Suggested Backoff Time: N milliseconds") and the run may still
+   wait: the suggested time, else 1 s doubling up to BACKOFF_MAX_WAIT_MS,
+   in all at most opts.timeout_ms per command.  Otherwise false, res
+   then saying that the server throttled us when it did.  Only with
+   opts.backoff.  res must not be NULL. */
+struct imap_backoff {
+	int64_t start;          /* the first throttled answer (ms); 0: none */
+	int64_t next_wait;      /* the next wait without a suggestion */
+	unsigned retries;
+};
+bool imap_backoff_retry(struct imap_client *c, struct imap_backoff *bo, const char *what,
+			struct imap_result *res);
+
 /* Building: a new command starts with its tag; text goes to the last
    text part unless that one is secret. */
 struct imap_cmd *imap_cmd_new(struct imap_client *c);
@@ -124,6 +154,8 @@ void imap_cmd_literal(struct imap_cmd *cmd, const char *data, size_t len, bool s
    class, with the answer in cmd->res. */
 void imap_cmd_enqueue(struct imap_client *c, struct imap_cmd *cmd);
 int imap_cmd_wait(struct imap_client *c, struct imap_cmd *cmd);
+/* Put what is queued on the wire now, without waiting for any answer. */
+void imap_client_flush(struct imap_client *c);
 /* Enqueue, wait, copy the result to res (may be NULL), release. */
 int imap_cmd_run(struct imap_client *c, struct imap_cmd *cmd, struct imap_result *res);
 /* Wait for every one of cmds (all enqueued), in order.  Returns the first

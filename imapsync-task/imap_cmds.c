@@ -44,6 +44,18 @@ static int nothing_to_do(struct imap_result *res)
 	return 0;
 }
 
+/* Idempotent commands are sent again when the server throttles them
+   (imap_backoff_retry): RETRYING(c, res, "WHAT", rc = <run, filling r>)
+   runs the statement until it succeeds, fails otherwise, or the backoff
+   gives up.  r is res, or a result of its own when res is NULL. */
+#define RETRYING(c, res, what, stmt) do { \
+		struct imap_backoff bo_ = { 0 }; \
+		struct imap_result own_, *r = (res) != NULL ? (res) : &own_; \
+		do { \
+			stmt; \
+		} while (rc != 0 && imap_backoff_retry((c), &bo_, (what), r)); \
+	} while (0)
+
 /* "VERB mailbox", the name quoted. */
 static int mailbox_cmd(struct imap_client *c, const char *verb, const char *mailbox,
 		       struct imap_result *res)
@@ -66,7 +78,8 @@ int imap_select(struct imap_client *c, const char *mailbox, bool readonly,
 	memset(&c->box, 0, sizeof(c->box));
 	c->selected = false;
 	c->box_grew = false;
-	rc = mailbox_cmd(c, readonly ? "EXAMINE" : "SELECT", mailbox, res);
+	RETRYING(c, res, readonly ? "EXAMINE" : "SELECT",
+		 rc = mailbox_cmd(c, readonly ? "EXAMINE" : "SELECT", mailbox, r));
 	c->selected = rc == 0;
 	*box_r = c->box;
 	return rc;
@@ -99,8 +112,8 @@ static bool status_untagged(struct imap_client *c, struct imap_cmd *cmd,
 	return true;
 }
 
-int imap_status(struct imap_client *c, const char *mailbox,
-		struct imap_mailbox *box_r, struct imap_result *res)
+static int status_once(struct imap_client *c, const char *mailbox,
+		       struct imap_mailbox *box_r, struct imap_result *res)
 {
 	struct imap_cmd *cmd = imap_cmd_new(c);
 	char *q = imap_quote(mailbox);
@@ -113,6 +126,15 @@ int imap_status(struct imap_client *c, const char *mailbox,
 	cmd->untagged = status_untagged;
 	cmd->ctx = box_r;
 	return imap_cmd_run(c, cmd, res);
+}
+
+int imap_status(struct imap_client *c, const char *mailbox,
+		struct imap_mailbox *box_r, struct imap_result *res)
+{
+	int rc;
+
+	RETRYING(c, res, "STATUS", rc = status_once(c, mailbox, box_r, r));
+	return rc;
 }
 
 int imap_create(struct imap_client *c, const char *mailbox, struct imap_result *res)
@@ -203,15 +225,18 @@ int imap_uid_search(struct imap_client *c, unsigned keys, time_t before,
 	memset(uids_r, 0, sizeof(*uids_r));
 	if (criteria == NULL)
 		return refuse(res, "UID SEARCH: unknown search key, or a date out of range");
-	cmd = imap_cmd_new(c);
-	if (c->caps & CAP_ESEARCH)
-		imap_cmd_text(cmd, "UID SEARCH RETURN (ALL) %s", criteria);
-	else
-		imap_cmd_text(cmd, "UID SEARCH %s", criteria);
+	RETRYING(c, res, "UID SEARCH", {
+		uid_list_free(uids_r);   /* what a throttled try collected */
+		cmd = imap_cmd_new(c);
+		if (c->caps & CAP_ESEARCH)
+			imap_cmd_text(cmd, "UID SEARCH RETURN (ALL) %s", criteria);
+		else
+			imap_cmd_text(cmd, "UID SEARCH %s", criteria);
+		cmd->untagged = search_untagged;
+		cmd->ctx = uids_r;
+		rc = imap_cmd_run(c, cmd, r);
+	});
 	free(criteria);
-	cmd->untagged = search_untagged;
-	cmd->ctx = uids_r;
-	rc = imap_cmd_run(c, cmd, res);
 	/* Sorted and without duplicates: a UID listed twice must not be
 	   fetched and delivered twice. */
 	uids_r->count = uid_array_sort_unique(uids_r->uids, uids_r->count);
@@ -230,7 +255,32 @@ int imap_uid_search(struct imap_client *c, unsigned keys, time_t before,
 struct fetch_ctx {
 	imap_fetch_cb *cb;
 	void *ctx;
+	/* The UIDs asked for, sorted; NULL: every FETCH is taken.  With
+	   several fetches in flight, the server may answer them in any
+	   order (Dovecot runs pipelined FETCHes side by side): an answer
+	   goes to the command that asked for its UID. */
+	const uint32_t *uids;
+	size_t nuids;
 };
+
+static int cmp_uid(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The UID a FETCH response names, 0 if none. */
+static uint32_t response_uid(const struct imap_response *resp)
+{
+	uint64_t v;
+
+	for (const struct imap_arg *a = resp->args->list; a != NULL && a->next != NULL;
+	     a = a->next->next)
+		if (imap_arg_is_atom(a, "UID") && imap_arg_get_number(a->next, &v) &&
+		    v <= UINT32_MAX)
+			return (uint32_t)v;
+	return 0;
+}
 
 /* Only flags that can go back on the wire are kept (imap_flag_canonical);
    \Recent is dropped silently, anything else is counted. */
@@ -278,6 +328,11 @@ static bool fetch_untagged(struct imap_client *c, struct imap_cmd *cmd,
 	if (resp->name == NULL || strcmp(resp->name, "FETCH") != 0 ||
 	    resp->args == NULL || resp->args->type != IMAP_ARG_LIST)
 		return false;
+	if (fc->uids != NULL) {
+		uint32_t uid = response_uid(resp);
+		if (uid != 0 && bsearch(&uid, fc->uids, fc->nuids, sizeof(uid), cmp_uid) == NULL)
+			return false;   /* another command's, or nobody's */
+	}
 	memset(&m, 0, sizeof(m));
 	for (const struct imap_arg *a = resp->args->list; a != NULL && a->next != NULL;
 	     a = a->next->next) {
@@ -308,24 +363,53 @@ static bool fetch_untagged(struct imap_client *c, struct imap_cmd *cmd,
 					    strerror(errno));
 		}
 	}
+	bool body = m.body != NULL;
 	/* FETCH without UID is an unsolicited flag update: not ours. */
 	if (m.uid != 0)
 		fc->cb(fc->ctx, &m);
 	msgbody_free(&m.body);
+	/* A message body arrived: the remote's pace (max_messages_per_second). */
+	if (body)
+		imap_client_throttle_message(c);
 	return true;
+}
+
+/* The caller's callback, counted: a throttled FETCH is sent again only
+   if it handed nothing to the caller yet (a second answer for a message
+   the caller has seen would be news to it). */
+struct fetch_count {
+	imap_fetch_cb *cb;
+	void *ctx;
+	unsigned n;
+};
+
+static void fetch_count_cb(void *ctx, struct imap_fetched *m)
+{
+	struct fetch_count *fc = ctx;
+
+	fc->n++;
+	fc->cb(fc->ctx, m);
 }
 
 int imap_uid_fetch(struct imap_client *c, const char *uidset, const char *items,
 		   imap_fetch_cb *cb, void *ctx, struct imap_result *res)
 {
-	return imap_uid_fetch_many(c, &uidset, 1, items, cb, ctx, res);
+	struct fetch_count fc = { cb, ctx, 0 };
+	struct imap_backoff bo = { 0 };
+	struct imap_result own, *r = res != NULL ? res : &own;
+	int rc;
+
+	do
+		rc = imap_uid_fetch_many(c, &uidset, 1, items, fetch_count_cb, &fc, r);
+	while (rc != 0 && fc.n == 0 && imap_backoff_retry(c, &bo, "UID FETCH", r));
+	return rc;
 }
 
 int imap_uid_fetch_many(struct imap_client *c, const char *const *uidsets, size_t n,
 			const char *items, imap_fetch_cb *cb, void *ctx,
 			struct imap_result *res)
 {
-	struct fetch_ctx fc = { cb, ctx };
+	struct fetch_ctx fc = { cb, ctx, NULL, 0 };
 	struct imap_cmd **cmds = xcalloc(n, sizeof(*cmds));
 	int rc;
 
@@ -341,6 +425,48 @@ int imap_uid_fetch_many(struct imap_client *c, const char *const *uidsets, size_
 	rc = imap_cmds_wait(c, cmds, n, res);
 	imap_cmds_release(c, cmds, n);   /* none keeps a pointer to fc */
 	free(cmds);
+	return rc;
+}
+
+struct imap_fetch_pending {
+	struct fetch_ctx fc;
+	uint32_t *uids;
+	struct imap_cmd *cmd;
+};
+
+struct imap_fetch_pending *imap_uid_fetch_send(struct imap_client *c, const uint32_t *uids,
+					       size_t n, const char *items,
+					       imap_fetch_cb *cb, void *ctx)
+{
+	struct imap_fetch_pending *p = xcalloc(1, sizeof(*p));
+
+	p->uids = xcalloc(n + 1, sizeof(*p->uids));
+	memcpy(p->uids, uids, n * sizeof(*uids));
+	n = uid_array_sort_unique(p->uids, n);
+	p->fc = (struct fetch_ctx){ cb, ctx, p->uids, n };
+	char *set = uid_list_to_set(p->uids, n);
+	p->cmd = imap_cmd_new(c);
+	imap_cmd_text(p->cmd, "UID FETCH %s (UID %s)", set, items);
+	free(set);
+	p->cmd->untagged = fetch_untagged;
+	p->cmd->ctx = &p->fc;
+	imap_cmd_enqueue(c, p->cmd);
+	imap_client_flush(c);
+	return p;
+}
+
+int imap_uid_fetch_wait(struct imap_client *c, struct imap_fetch_pending **pp,
+			struct imap_result *res)
+{
+	struct imap_fetch_pending *p = *pp;
+	int rc = imap_cmd_wait(c, p->cmd);
+
+	if (res != NULL)
+		*res = p->cmd->res;
+	imap_cmds_release(c, &p->cmd, 1);   /* unhooks p->fc from a dead one */
+	free(p->uids);
+	free(p);
+	*pp = NULL;
 	return rc;
 }
 
@@ -622,7 +748,7 @@ int imap_id(struct imap_client *c, struct imap_result *res)
    of at most chunk UIDs, one command each, in order, until one fails.
    res is that failure's result, or the last command's. */
 static int run_over_uids(struct imap_client *c, const uint32_t *uids, size_t n,
-			 size_t chunk, const char *verb, const char *tail,
+			 size_t chunk, const char *verb, const char *tail, bool retry,
 			 struct imap_result *res)
 {
 	uint32_t *v;
@@ -638,7 +764,10 @@ static int run_over_uids(struct imap_client *c, const uint32_t *uids, size_t n,
 	for (; i < n && rc == 0; i += k) {
 		k = n - i < chunk ? n - i : chunk;
 		char *set = uid_list_to_set(v + i, k);
-		rc = imap_simple(c, res, "%s %s%s", verb, set, tail);
+		if (retry)     /* idempotent: flags set or cleared again */
+			RETRYING(c, res, verb, rc = imap_simple(c, r, "%s %s%s", verb, set, tail));
+		else
+			rc = imap_simple(c, res, "%s %s%s", verb, set, tail);
 		free(set);
 	}
 	free(v);
@@ -650,7 +779,7 @@ int imap_uid_store(struct imap_client *c, const uint32_t *uids, size_t n, bool a
 {
 	char *list = flag_list(flags);
 	char *tail = xasprintf(" %cFLAGS.SILENT %s", add ? '+' : '-', list);
-	int rc = run_over_uids(c, uids, n, IMAP_UID_CHUNK, "UID STORE", tail, res);
+	int rc = run_over_uids(c, uids, n, IMAP_UID_CHUNK, "UID STORE", tail, true, res);
 
 	free(tail);
 	free(list);
@@ -662,7 +791,7 @@ int imap_uid_expunge(struct imap_client *c, const uint32_t *uids, size_t n,
 {
 	if (!(c->caps & CAP_UIDPLUS))
 		return refuse(res, "UID EXPUNGE needs UIDPLUS, which the server does not offer");
-	return run_over_uids(c, uids, n, IMAP_UID_CHUNK, "UID EXPUNGE", "", res);
+	return run_over_uids(c, uids, n, IMAP_UID_CHUNK, "UID EXPUNGE", "", false, res);
 }
 
 int imap_expunge(struct imap_client *c, struct imap_result *res)
@@ -674,5 +803,5 @@ int imap_filter_sieve(struct imap_client *c, const uint32_t *uids, size_t n,
 		      struct imap_result *res)
 {
 	/* One command: the script runs once over all of them. */
-	return run_over_uids(c, uids, n, n, "FILTER SIEVE DELIVERY UID", "", res);
+	return run_over_uids(c, uids, n, n, "FILTER SIEVE DELIVERY UID", "", false, res);
 }

@@ -88,6 +88,19 @@ int imap_uid_fetch_many(struct imap_client *c, const char *const *uidsets, size_
 			const char *items, imap_fetch_cb *cb, void *ctx,
 			struct imap_result *res);
 
+/* UID FETCH of uids[0..n), sent now and answered later: only answers
+   for these UIDs are taken, so several may be in flight.  cb runs
+   whenever the answers
+   are read, by the wait, by another command's wait on c, or while a
+   connection c is the partner of waits (imap_client_set_partner).  The
+   wait releases the pending fetch, whatever its outcome. */
+struct imap_fetch_pending;
+struct imap_fetch_pending *imap_uid_fetch_send(struct imap_client *c, const uint32_t *uids,
+					       size_t n, const char *items,
+					       imap_fetch_cb *cb, void *ctx);
+int imap_uid_fetch_wait(struct imap_client *c, struct imap_fetch_pending **p,
+			struct imap_result *res);
+
 struct imap_append_msg {
 	const char *flags;        /* "\Seen $Label", may be "" */
 	const char *internaldate; /* may be NULL */

@@ -3,6 +3,8 @@
 #ifndef LMTP_H
 #define LMTP_H
 
+#include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "msgbody.h"
@@ -17,14 +19,44 @@ enum lmtp_outcome {
 
 struct lmtp_session;
 
+/* How many LMTP connections a session keeps.  Dovecot spends a delivery
+   almost entirely in its lmtp process (parsing, Sieve, index and cache
+   updates, the fsync of the new file), and serves each connection with
+   one process: several connections keep several of them busy while the
+   client only feeds bytes.  Four fill the small hosts this runs on (two
+   to four cores) without taking every lmtp process (Dovecot's default
+   process_limit is 100, shared with the mail that keeps arriving). */
+#define LMTP_CONNS 4
+
 /* target: "host:port" or an absolute unix socket path.  0 or an exit
-   code with err set.  progress (may be NULL) is called as message data
-   goes out: a sign of life for the next run, as in imap_client_opts. */
+   code with err set (only the first connection must open; the others
+   are a bonus).  progress (may be NULL) is called as message data goes
+   out and every second while a reply is awaited: a sign of life for the
+   next run, as in imap_client_opts. */
 int lmtp_open(const char *target, int timeout_ms, void (*progress)(void *ctx),
 	      void *progress_ctx, struct lmtp_session **s_r, char *err, size_t errlen);
 void lmtp_close(struct lmtp_session **s);
 
-/* Deliver one message to rcpt.  from is the envelope sender (may be ""). */
+/* One message of a batch. */
+struct lmtp_msg {
+	const char *from;              /* envelope sender (may be "") */
+	const struct msgbody *body;
+	bool tried;                    /* out: its transaction was started */
+	enum lmtp_outcome outcome;     /* out: when tried */
+	char err[600];                 /* out: why, when not LMTP_DELIVERED */
+};
+
+/* Deliver msgs[0..n) to rcpt, in order of start, over the session's
+   connections at once (PIPELINING: MAIL, RCPT and DATA in one write when
+   the server offers it; the body only after 354).  Returns when nothing
+   is on the wire any more.  Once a message ends LMTP_OVERQUOTA,
+   LMTP_TEMPFAIL or LMTP_LOST no further one is started: those keep
+   tried false.  stop (may be NULL) set by a signal ends every
+   transaction at once: TEMPFAIL before the body went, LOST after. */
+void lmtp_deliver_batch(struct lmtp_session *s, const char *rcpt, struct lmtp_msg *msgs,
+			size_t n, volatile sig_atomic_t *stop);
+
+/* Deliver one message to rcpt (lmtp_deliver_batch with one message). */
 enum lmtp_outcome lmtp_deliver(struct lmtp_session *s, const char *from,
 			       const char *rcpt, const struct msgbody *body,
 			       char *err, size_t errlen);

@@ -27,7 +27,7 @@
 
 static const char *log_ident = "imapsync-task";
 static char log_task[256];
-static char log_folder[1024];
+static __thread char log_folder[1024];   /* per thread: folders run side by side */
 static int log_verbosity;
 static bool log_journal;
 static const char *secrets[MAX_SECRETS];

@@ -265,6 +265,8 @@ static int run_sync(const struct options *o, struct task *t, struct local_config
 			.progress = isatty(STDERR_FILENO) || o->verbose > 0,
 			.stop = &stop_requested, .now = time(NULL),
 			.last_alive = run_lock_fd >= 0 ? runlog_lock_mtime(run_lock_fd) : 0,
+			.open_pair = session_open_pair, .close_pair = session_close_pair,
+			.pair_ctx = &s,
 		};
 		if (t->delivery == DELIVERY_LMTP &&
 		    (rc = lmtp_open(l->lmtp, o->timeout_ms, touch_lock, NULL, &env.lmtp,

@@ -21,6 +21,9 @@ struct msgbody {
 	bool has_nul;
 };
 
+/* Bytes all in-memory bodies hold (one thread, one process). */
+static size_t mem_total;
+
 struct msgbody *msgbody_new(const char *spool_dir)
 {
 	struct msgbody *b = xcalloc(1, sizeof(*b));
@@ -53,6 +56,7 @@ static bool spill_to_file(struct msgbody *b)
 		errno = e;
 		return false;
 	}
+	mem_total -= b->mem.len;
 	buf_free(&b->mem);
 	b->fd = fd;
 	return true;
@@ -65,10 +69,12 @@ bool msgbody_write(struct msgbody *b, const void *data, size_t len)
 	if (!b->has_nul && memchr(data, '\0', len) != NULL)
 		b->has_nul = true;
 	b->size += len;
-	if (b->fd < 0 && b->mem.len + len > MSGBODY_MEM_MAX && !spill_to_file(b))
+	if (b->fd < 0 && (b->mem.len + len > MSGBODY_MEM_MAX ||
+			  mem_total + len > MSGBODY_MEM_TOTAL) && !spill_to_file(b))
 		return false;
 	if (b->fd < 0) {
 		buf_append(&b->mem, data, len);
+		mem_total += len;
 		return true;
 	}
 	return write_full(b->fd, data, len) == 0;
@@ -120,7 +126,14 @@ void msgbody_free(struct msgbody **bp)
 		return;
 	if (b->fd >= 0)
 		close(b->fd);
+	else
+		mem_total -= b->mem.len;
 	buf_free(&b->mem);
 	free(b);
 	*bp = NULL;
+}
+
+bool msgbody_spooled(const struct msgbody *b)
+{
+	return b->fd >= 0;
 }

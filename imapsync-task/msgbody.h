@@ -12,8 +12,12 @@
 
 #include "util.h"
 
-/* A batch holds up to 64 bodies: 64 x 256 KiB bounds what sits in RAM. */
+/* One body keeps at most MSGBODY_MEM_MAX in RAM, and all bodies alive
+   together at most MSGBODY_MEM_TOTAL (two batches are in flight while
+   copying): past either, a body's bytes go to its spool file, which
+   costs page cache, not the process's memory. */
 #define MSGBODY_MEM_MAX (256 * 1024)
+#define MSGBODY_MEM_TOTAL (4 * 1024 * 1024)
 
 struct msgbody;
 
@@ -30,6 +34,8 @@ bool msgbody_has_nul(const struct msgbody *b);
 /* Read up to len bytes at offset; returns bytes read, -1 on error. */
 ssize_t msgbody_read(const struct msgbody *b, uint64_t offset, void *buf, size_t len);
 void msgbody_free(struct msgbody **b);
+/* Are the bytes in the spool file rather than in memory? */
+bool msgbody_spooled(const struct msgbody *b);
 
 
 #endif

@@ -51,6 +51,28 @@ void net_set_stop_flag(volatile sig_atomic_t *flag)
 	stop_flag = flag;
 }
 
+static void (*wait_begin)(void), (*wait_end)(void);
+
+void net_set_wait_hooks(void (*begin)(void), void (*end)(void))
+{
+	wait_begin = begin;
+	wait_end = end;
+}
+
+/* poll(), with the wait hooks around it: the only place a thread of
+   ours blocks on the network (sockets are non-blocking). */
+static int wait_poll(struct pollfd *pfd, nfds_t n, int ms)
+{
+	if (wait_begin != NULL)
+		wait_begin();
+	int r = poll(pfd, n, ms);
+	int e = errno;
+	if (wait_end != NULL)
+		wait_end();
+	errno = e;
+	return r;
+}
+
 static int64_t now_ms(void)
 {
 	struct timespec ts;
@@ -72,7 +94,7 @@ static enum net_status wait_fd(int fd, short events, int64_t deadline)
 			return NET_ERR_TIMEOUT;
 		/* Short naps: a signal that lands just before poll() is seen
 		   within a second, without ppoll() mask juggling. */
-		int r = poll(&pfd, 1, left > 1000 ? 1000 : (int)left);
+		int r = wait_poll(&pfd, 1, left > 1000 ? 1000 : (int)left);
 		if (r > 0)
 			return NET_OK;
 		if (r < 0 && errno != EINTR)
@@ -184,6 +206,11 @@ enum net_status net_connect_unix(const char *path, int timeout_ms,
 	snprintf(c->peer, sizeof(c->peer), "%s", path);
 	*conn_r = c;
 	return NET_OK;
+}
+
+int net_fd(const struct net_conn *conn)
+{
+	return conn->fd;
 }
 
 bool net_is_tls(const struct net_conn *conn)
@@ -573,6 +600,38 @@ enum net_status net_wait_readable(struct net_conn *c, int timeout_ms)
 	return wait_fd(c->fd, POLLIN, now_ms() + timeout_ms);
 }
 
+static bool has_pending(const struct net_conn *c)
+{
+	return c->ssl != NULL && SSL_has_pending(c->ssl);
+}
+
+int net_wait_either(struct net_conn *a, struct net_conn *b, int timeout_ms)
+{
+	struct pollfd pfd[2] = { { .fd = a->fd, .events = POLLIN },
+				 { .fd = b->fd, .events = POLLIN } };
+	int64_t deadline = now_ms() + timeout_ms;
+
+	for (;;) {
+		/* Bytes OpenSSL holds already are not seen by poll(). */
+		if (has_pending(a))
+			return 1;
+		if (has_pending(b))
+			return 2;
+		int64_t left = deadline - now_ms();
+		if (stop_flag != NULL && *stop_flag)
+			return -1;
+		if (left <= 0)
+			return 0;
+		int r = wait_poll(pfd, 2, left > 1000 ? 1000 : (int)left);
+		if (r < 0 && errno != EINTR)
+			return 1;   /* let a's own read tell what is wrong */
+		if (r > 0 && pfd[0].revents != 0)
+			return 1;
+		if (r > 0 && pfd[1].revents != 0)
+			return 2;
+	}
+}
+
 /* Wait until fd has data, at most until deadline; false also when
    watch (if >= 0) gets data first, or the stop flag is set. */
 static bool wait_probe(int fd, int watch, int64_t deadline)
@@ -585,7 +644,7 @@ static bool wait_probe(int fd, int watch, int64_t deadline)
 
 		if ((stop_flag != NULL && *stop_flag) || left <= 0)
 			return false;
-		int r = poll(pfd, watch >= 0 ? 2 : 1, left > 1000 ? 1000 : (int)left);
+		int r = wait_poll(pfd, watch >= 0 ? 2 : 1, left > 1000 ? 1000 : (int)left);
 		if (r < 0 && errno != EINTR)
 			return false;
 		if (r > 0 && watch >= 0 && pfd[1].revents != 0)

@@ -32,6 +32,9 @@ enum security { SECURITY_STARTTLS, SECURITY_TLS, SECURITY_NONE };
    once it is set, so SIGTERM never waits for a silent server. */
 void net_set_stop_flag(volatile sig_atomic_t *flag);
 
+/* Called right before and right after every wait for the network
+   (parallel.c hands the turn to another thread meanwhile); NULL: none. */
+void net_set_wait_hooks(void (*begin)(void), void (*end)(void));
 struct net_tls_opts {
 	const char *ca_file;  /* NULL: the system store */
 	bool verify;          /* false only on explicit tls_verify = no */
@@ -63,6 +66,11 @@ enum net_status net_write(struct net_conn *conn, const void *buf, size_t len,
    timeout_ms (NET_ERR_TIMEOUT), or until the stop flag is set.  Nothing
    is read. */
 enum net_status net_wait_readable(struct net_conn *conn, int timeout_ms);
+/* Wait until a or b has data to read (OpenSSL's buffered bytes count),
+   at most timeout_ms: 1 for a (also when both have, or poll fails), 2
+   for b, 0 when neither in time, -1 once the stop flag is set.  Nothing
+   is read. */
+int net_wait_either(struct net_conn *a, struct net_conn *b, int timeout_ms);
 /* Does host:port answer a TLS ClientHello with a TLS record, that is,
    does it speak TLS at once (imaps)?  Tried on a connection of its own,
    dropped after the first answer; false when it does not answer within
@@ -73,6 +81,10 @@ bool net_probe_tls(const char *host, uint16_t port, int timeout_ms,
 /* Last error text for status codes returned above. */
 const char *net_error(const struct net_conn *conn);
 const char *net_peer(const struct net_conn *conn);   /* "host:port" */
+/* The connection's socket (non-blocking), for a caller that drives
+   several plain connections from one poll() loop (lmtp.c); never for a
+   TLS connection, whose bytes only net_read and net_write may touch. */
+int net_fd(const struct net_conn *conn);
 
 void net_close(struct net_conn **conn);
 

@@ -10,6 +10,7 @@
 #include "exitcode.h"
 #include "log.h"
 #include "match.h"
+#include "parallel.h"
 #include "reconcile.h"
 #include "util.h"
 
@@ -221,8 +222,7 @@ int reconcile_folder(struct sync_env *env, const struct folder_pair *fp,
 		rc = probe_intents(env, fp, &intents, &waiting, &claimed, counts, &left);
 		if (rc != 0 || left == 0 || clock_now(CLOCK_MONOTONIC) >= deadline)
 			break;
-		struct timespec nap = { 0, 250 * 1000 * 1000 };
-		nanosleep(&nap, NULL);
+		parallel_nap(250);
 	}
 	for (size_t i = 0; i < intents.n && rc == 0; i++) {
 		if (intents.v[i]->state != J_INTENT)

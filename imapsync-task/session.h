@@ -19,8 +19,12 @@ struct session_opts {
 };
 
 struct session {
+	struct session_opts so;
+	const struct task *task;
+	const struct local_config *lc;
 	struct secret *remote_pw, *master_pw;
 	struct imap_client *remote, *local;
+	struct throttle *throttle;    /* paces the remote; NULL: unlimited */
 };
 
 /* Load both passwords (registered for redaction), connect and log in to
@@ -29,5 +33,11 @@ struct session {
 int session_open(const struct session_opts *so, const struct task *t,
 		 const struct local_config *l, struct session *s);
 void session_close(struct session *s);
+/* Another pair like the first, for folders copied side by side; ctx is
+   the struct session (the shapes of sync_env's open_pair and
+   close_pair).  0, or an exit code after logging why, nothing left
+   open. */
+int session_open_pair(void *ctx, struct imap_client **remote_r, struct imap_client **local_r);
+void session_close_pair(void *ctx, struct imap_client **remote, struct imap_client **local);
 
 #endif

@@ -52,6 +52,14 @@ struct sync_env {
 	                                  changed (dry_run.h) */
 	char error[512];               /* why the run stopped: the first
 	                                  error told wins */
+	/* More connection pairs, for folders side by side (sync_folders);
+	   open_pair NULL: the one pair only.  Each returns 0 or an exit
+	   code, after logging why. */
+	int (*open_pair)(void *ctx, struct imap_client **remote_r,
+			 struct imap_client **local_r);
+	void (*close_pair)(void *ctx, struct imap_client **remote,
+			   struct imap_client **local);
+	void *pair_ctx;
 };
 
 /* One folder as both sides name it. */

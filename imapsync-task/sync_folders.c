@@ -35,6 +35,7 @@
 #include "log.h"
 #include "match.h"
 #include "mutf7.h"
+#include "parallel.h"
 #include "progress.h"
 #include "reconcile.h"
 #include "remote_delete.h"
@@ -311,15 +312,9 @@ static int copy_new(struct pass *p)
 		rc = sync_cmd_failed(env, env->local_imap, rc, &res, "EXAMINE");
 	log_info("%zu message(s) to copy", n);
 	progress_begin_folder(p->fp.remote, n);
-	for (size_t i = 0; i < n && rc == 0; i += COPY_BATCH) {
-		if (env->stop != NULL && *env->stop) {
-			rc = sync_fail(env, EXIT_TEMPFAIL, "stopped by a signal; the next run resumes");
-			break;
-		}
-		size_t k = n - i < COPY_BATCH ? n - i : COPY_BATCH;
-		rc = copy_batch(env, &p->fp, uids + i, k, &stale,
-				use_pool && !p->pf->create ? &pool : NULL, p->counts);
-	}
+	if (rc == 0)
+		rc = copy_uids(env, &p->fp, uids, n, &stale,
+			       use_pool && !p->pf->create ? &pool : NULL, p->counts, NULL, NULL);
 	progress_end();
 	local_pool_free(&pool);
 	stale_free(&stale);
@@ -404,10 +399,6 @@ static int pass_folder(struct pass *p)
 	bool readonly = env->dry_run || env->task->delete_mode == DELETE_NEVER;
 	int rc;
 
-	if (!p->pf->create && unchanged(p)) {
-		log_info("unchanged since the last run");
-		return 0;
-	}
 	progress_step("%s remote folder %s", readonly ? "examining" : "selecting", p->fp.remote);
 	rc = imap_select(env->remote, p->fp.remote_wire, readonly, &p->rbox, &res);
 	if (rc != 0)
@@ -451,11 +442,155 @@ static bool run_can_go_on(struct sync_env *env)
 		(env->stop == NULL || !*env->stop);
 }
 
+/* One worker's share of the run: its own connection pair and first
+   error; the counters are merged at the end. */
+struct worker {
+	struct sync_env *env;     /* the run's (worker 0), or own */
+	struct sync_env own;
+	struct sync_counts counts;
+	uint64_t missing, scope;
+	int worst;
+	bool own_pair;            /* opened for this worker */
+};
+
+struct run {
+	struct sync_env *env;           /* the run's, with the first pair */
+	const struct folder_plan *plan;
+	const bool *pass;               /* plan.v[i] needs a pass */
+	size_t next;                    /* the next folder to take */
+	struct worker *w;
+};
+
+static void note_rc(struct worker *w, int rc)
+{
+	w->worst = w->worst > rc ? w->worst : rc;
+	w->counts.errors++;
+}
+
+/* The folder's step of the run: create it locally if needed, then its
+   pass.  A folder's failure is told with its name and is its own. */
+static void run_folder(struct worker *w, const struct plan_folder *pf)
+{
+	struct sync_env *env = w->env;
+	int rc;
+
+	/* A folder to copy gets its local folder first.  Parents are not
+	   created on their own: CREATE of a child makes them, as \Noselect
+	   parents, which is what they are on the remote. */
+	if (pf->create && (rc = create_local(env, pf)) != 0) {
+		log_msg(LOGL_WARNING, "folder %s: %s", pf->local_utf8, env->error);
+		if (run_can_go_on(env))
+			env->error[0] = '\0';
+		note_rc(w, rc);
+		return;
+	}
+	struct pass p = { .env = env, .pf = pf, .counts = &w->counts,
+			  .fp = { pf->remote_utf8, pf->remote_wire, pf->local_wire, 0 } };
+	log_set_folder(pf->remote_utf8);
+	w->scope++;
+	rc = pass_folder(&p);
+	w->missing += p.missing;
+	remote_list_free(&p.remote);
+	log_set_folder(NULL);
+	if (rc != 0) {
+		/* Told now, with its folder; the next folder starts clean. */
+		log_msg(LOGL_WARNING, "folder %s: %s", pf->remote_utf8, env->error);
+		if (run_can_go_on(env))
+			env->error[0] = '\0';
+		note_rc(w, rc);
+	}
+}
+
+/* A worker takes the next folder until none is left, or its connection
+   pair is lost (the others go on with the rest). */
+static void work(void *ctx, unsigned i)
+{
+	struct run *r = ctx;
+	struct worker *w = &r->w[i];
+
+	if (i > 0) {
+		w->own = *r->env;
+		w->env = &w->own;
+		w->own.error[0] = '\0';
+		w->own.protocol_errors = 0;
+		w->own.remote = w->own.local_imap = NULL;
+		int rc = r->env->open_pair(r->env->pair_ctx, &w->own.remote, &w->own.local_imap);
+		if (rc != 0) {
+			log_msg(LOGL_WARNING, "connection pair %u not opened; the others copy its "
+				"share", i + 1);
+			return;
+		}
+		w->own_pair = true;
+		struct imap_result res;
+		if (imap_client_has_cap(w->own.remote, CAP_CONDSTORE))
+			(void)imap_enable(w->own.remote, "CONDSTORE", &res);
+	}
+	while (run_can_go_on(w->env) && r->next < r->plan->n) {
+		size_t f = r->next++;
+		if (r->pass[f])
+			run_folder(w, &r->plan->v[f]);
+	}
+	if (w->own_pair)
+		r->env->close_pair(r->env->pair_ctx, &w->own.remote, &w->own.local_imap);
+}
+
+/* Which folders need a pass: the plan's copies, less those one STATUS
+   shows unchanged since the last pass (no connection pair is opened for
+   a run with nothing to do).  Collisions and bad names count as errors
+   here.  Returns how many need a pass. */
+static size_t choose_passes(struct worker *w0, const struct folder_plan *plan, bool *pass)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < plan->n && run_can_go_on(w0->env); i++) {
+		const struct plan_folder *pf = &plan->v[i];
+		if (pf->action == PLAN_COLLISION || pf->action == PLAN_BAD_NAME) {
+			note_rc(w0, EXIT_CONFIG);
+			continue;
+		}
+		if (pf->action != PLAN_COPY)
+			continue;
+		struct pass p = { .env = w0->env, .pf = pf,
+				  .fp = { pf->remote_utf8, pf->remote_wire, pf->local_wire, 0 } };
+		if (!pf->create && unchanged(&p)) {
+			log_set_folder(pf->remote_utf8);
+			log_info("unchanged since the last run");
+			log_set_folder(NULL);
+			w0->scope++;
+			continue;
+		}
+		pass[i] = true;
+		n++;
+	}
+	return n;
+}
+
+static void merge(struct sync_env *env, struct worker *to, const struct worker *w)
+{
+	const struct sync_counts *c = &w->counts;
+
+	to->counts.copied += c->copied;
+	to->counts.skipped += c->skipped;
+	to->counts.deleted += c->deleted;
+	to->counts.errors += c->errors;
+	to->counts.bytes += c->bytes;
+	to->counts.seen_elsewhere += c->seen_elsewhere;
+	to->counts.kept_old += c->kept_old;
+	to->counts.reconciled += c->reconciled;
+	to->missing += w->missing;
+	to->scope += w->scope;
+	to->worst = to->worst > w->worst ? to->worst : w->worst;
+	if (w->env == env)
+		return;
+	env->protocol_errors += w->own.protocol_errors;
+	if (env->error[0] == '\0' && w->own.error[0] != '\0')
+		snprintf(env->error, sizeof(env->error), "%s", w->own.error);
+}
+
 int sync_folders(struct sync_env *env, struct sync_counts *counts)
 {
 	struct folder_plan plan = { 0 };
-	uint64_t missing = 0, scope = 0;
-	int worst = 0, rc;
+	int worst, rc;
 
 	/* HIGHESTMODSEQ in SELECT answers, for the unchanged-folder check. */
 	struct imap_result res;
@@ -463,59 +598,44 @@ int sync_folders(struct sync_env *env, struct sync_counts *counts)
 		(void)imap_enable(env->remote, "CONDSTORE", &res);
 	if ((rc = make_plan(env, &plan)) != 0)
 		return rc;
-	for (size_t i = 0; i < plan.n && run_can_go_on(env); i++) {
-		const struct plan_folder *pf = &plan.v[i];
-		/* A folder to copy gets its local folder first.  Parents are
-		   not created on their own: CREATE of a child makes them, as
-		   \Noselect parents, which is what they are on the remote. */
-		if (pf->action == PLAN_COPY && pf->create && (rc = create_local(env, pf)) != 0) {
-			log_msg(LOGL_WARNING, "folder %s: %s", pf->local_utf8, env->error);
-			if (run_can_go_on(env))
-				env->error[0] = '\0';
-			worst = worst > rc ? worst : rc;
-			counts->errors++;
-			continue;
-		}
-		if (pf->action == PLAN_COLLISION || pf->action == PLAN_BAD_NAME) {
-			worst = worst > EXIT_CONFIG ? worst : EXIT_CONFIG;
-			counts->errors++;
-			continue;
-		}
-		if (pf->action != PLAN_COPY)
-			continue;
-		struct pass p = { .env = env, .pf = pf, .counts = counts,
-				  .fp = { pf->remote_utf8, pf->remote_wire, pf->local_wire, 0 } };
-		log_set_folder(pf->remote_utf8);
-		scope++;
-		rc = pass_folder(&p);
-		missing += p.missing;
-		remote_list_free(&p.remote);
-		log_set_folder(NULL);
-		if (rc != 0) {
-			/* Told now, with its folder; the next folder starts clean. */
-			log_msg(LOGL_WARNING, "folder %s: %s", pf->remote_utf8, env->error);
-			if (run_can_go_on(env))
-				env->error[0] = '\0';
-			worst = worst > rc ? worst : rc;
-			counts->errors++;
-		}
-	}
+	bool *pass = xcalloc(plan.n + 1, sizeof(*pass));
+	unsigned nw = env->task->max_connections;
+	struct worker *w = xcalloc(nw, sizeof(*w));
+	struct run r = { env, &plan, pass, 0, w };
+	/* Worker 0 works with the run's own environment (its first pair
+	   and its error); every worker's counters are added at the end. */
+	w[0].env = env;
+	size_t todo = choose_passes(&w[0], &plan, pass);
+	if (env->dry_run || env->open_pair == NULL)
+		nw = 1;   /* a dry run changes nothing: no need to hurry */
+	if (nw > todo)
+		nw = todo > 0 ? (unsigned)todo : 1;
+	if (nw > 1)
+		log_info("%zu folder(s) to copy, %u side by side", todo, nw);
+	parallel_run(nw, work, &r);
+	struct worker total = { .counts = *counts };
+	for (unsigned i = 0; i < nw; i++)
+		merge(env, &total, &w[i]);
+	*counts = total.counts;
+	worst = total.worst;
+	free(w);
+	free(pass);
 	if (worst == 0 && !run_can_go_on(env) && env->stop != NULL && *env->stop)
 		worst = sync_fail(env, EXIT_TEMPFAIL, "stopped by a signal; the next run resumes");
 	if (worst == 0 && env->protocol_errors > 0)
 		worst = sync_fail(env, EXIT_PROTOCOL, "%u message(s) not taken: the remote server's "
 				  "answers for them were incomplete (see the warnings)",
 				  env->protocol_errors);
-	if (worst == 0 && missing > 0)
+	if (worst == 0 && total.missing > 0)
 		worst = sync_fail(env, EXIT_TEMPFAIL, "verify: %llu message(s) are not in the "
 				  "local account yet; the next run copies them",
-				  (unsigned long long)missing);
+				  (unsigned long long)total.missing);
 	if (worst != 0 && env->error[0] == '\0')
 		sync_fail(env, worst, "%llu folder error(s); the other folders were copied "
 			  "(see the warnings)", (unsigned long long)counts->errors);
 	if (worst == 0 && !env->dry_run)
 		log_info("verify: every message of the %llu folder(s) copied is in the local "
-			 "account", (unsigned long long)scope);
+			 "account", (unsigned long long)total.scope);
 	folder_plan_free(&plan);
 	return worst;
 }

@@ -31,6 +31,19 @@
 
 #define MIN_DAYS 1
 #define MAX_DAYS 36500
+/* max_bytes_per_second: 1k to 10G; max_messages_per_second: 0.01 to
+   10000, at most two decimals (hundredths). */
+#define MIN_BYTES_PER_SEC 1024ULL
+#define MAX_BYTES_PER_SEC (10ULL << 30)
+#define MIN_MSGS_PER_SEC_100 1ULL
+#define MAX_MSGS_PER_SEC_100 1000000ULL
+/* max_connections: connection pairs (one to the remote, one to the
+   local Dovecot) for folders copied side by side.  2 by default: every
+   hosted provider allows that many sessions per account (Gmail 15,
+   Microsoft 365 20, most ISPs 4 to 10), and on a small host two pairs
+   already keep the local server busy while the remote is read. */
+#define DEFAULT_CONNECTIONS 2
+#define MAX_CONNECTIONS 8
 
 /* ---------------------------------------------------------------------
  * Small string checks.
@@ -80,7 +93,8 @@ static const char *const task_keys[] = {
 static const char *const task_list_keys[] = { "exclude", NULL };
 static const char *const remote_keys[] = {
 	"host", "port", "security", "user", "password_file", "ca_file",
-	"tls_verify", NULL
+	"tls_verify", "max_bytes_per_second", "max_messages_per_second",
+	"max_connections", NULL
 };
 static const struct ini_section_spec task_sections[] = {
 	{ "task", task_keys, true, task_list_keys },
@@ -266,6 +280,83 @@ static bool parse_number(struct loader *l, const struct ini_entry *e,
 		return false;
 	}
 	*num_r = n;
+	return true;
+}
+
+/* A byte count: digits, then optionally k, M or G (any case; powers of
+   1024), nothing else: "200000", "500k", "2M". */
+static bool parse_size(struct loader *l, const struct ini_entry *e,
+		       const char *val, uint64_t min, uint64_t max,
+		       uint64_t *num_r)
+{
+	size_t digits = strspn(val, "0123456789");
+	char *num = xstrndup(val, digits);
+	unsigned shift = 0;
+	uint64_t n;
+	bool good;
+
+	switch (val[digits]) {
+	case 'k': case 'K': shift = 10; break;
+	case 'm': case 'M': shift = 20; break;
+	case 'g': case 'G': shift = 30; break;
+	case '\0': break;
+	default: shift = 99; break;
+	}
+	good = digits > 0 && shift != 99 && (shift == 0 || val[digits + 1] == '\0') &&
+		str_to_u64(num, &n);
+	free(num);
+	if (!good) {
+		char *q = ini_quote(val);
+		ini_report_add(&l->rep, e->line, e->key,
+			       "not a size: %s (bytes, or with k, M or G: 500k, 2M)", q);
+		free(q);
+		return false;
+	}
+	if (n > (max >> shift) || (n << shift) < min) {
+		ini_report_add(&l->rep, e->line, e->key,
+			       "out of range: %s (valid: 1k-10G, in bytes per second)", val);
+		return false;
+	}
+	*num_r = n << shift;
+	return true;
+}
+
+/* A rate with up to two decimals ("0.5", "4", "2.25"): no sign, no
+   exponent.  *hundredths_r gets it times 100. */
+static bool parse_decimal(struct loader *l, const struct ini_entry *e,
+			  const char *val, uint64_t min, uint64_t max,
+			  uint64_t *hundredths_r)
+{
+	size_t whole = strspn(val, "0123456789"), frac = 0;
+	uint64_t n = 0;
+	bool good = whole > 0 && whole <= 12;
+
+	if (good && val[whole] == '.') {
+		frac = strspn(val + whole + 1, "0123456789");
+		good = frac >= 1 && frac <= 2 && val[whole + 1 + frac] == '\0';
+	} else if (good) {
+		good = val[whole] == '\0';
+	}
+	if (!good) {
+		char *q = ini_quote(val);
+		ini_report_add(&l->rep, e->line, e->key,
+			       "not a number: %s (e.g. 4, 0.5; at most two decimals)", q);
+		free(q);
+		return false;
+	}
+	for (size_t i = 0; i < whole; i++)
+		n = n * 10 + (uint64_t)(val[i] - '0');
+	n *= 100;
+	if (frac >= 1)
+		n += (uint64_t)(val[whole + 1] - '0') * 10;
+	if (frac == 2)
+		n += (uint64_t)(val[whole + 2] - '0');
+	if (n < min || n > max) {
+		ini_report_add(&l->rep, e->line, e->key,
+			       "out of range: %s (valid: 0.01-10000)", val);
+		return false;
+	}
+	*hundredths_r = n;
 	return true;
 }
 
@@ -733,6 +824,7 @@ static void parse_remote_section(struct loader *l, struct task *t,
 	const struct ini_entry *e;
 	const char *v;
 	char *cred_id;
+	uint64_t n;
 
 	parse_endpoint(l, "remote", &t->remote, NULL);
 
@@ -742,6 +834,19 @@ static void parse_remote_section(struct loader *l, struct task *t,
 	} else {
 		report_missing(l, "remote", "user");
 	}
+
+	/* Pacing for hosted providers; absent: unlimited. */
+	if ((e = get(l, "remote", "max_bytes_per_second", &v)) != NULL)
+		(void)parse_size(l, e, v, MIN_BYTES_PER_SEC, MAX_BYTES_PER_SEC,
+				 &t->max_bytes_per_second);
+	if ((e = get(l, "remote", "max_messages_per_second", &v)) != NULL &&
+	    parse_decimal(l, e, v, MIN_MSGS_PER_SEC_100, MAX_MSGS_PER_SEC_100, &n))
+		t->max_messages_per_second = (double)n / 100;
+
+	t->max_connections = DEFAULT_CONNECTIONS;
+	if ((e = get(l, "remote", "max_connections", &v)) != NULL &&
+	    parse_number(l, e, v, 1, MAX_CONNECTIONS, &n))
+		t->max_connections = (unsigned)n;
 
 	cred_id = xasprintf("task.%s.password", t->name);
 	if ((e = get(l, "remote", "password_file", &v)) != NULL) {

@@ -55,6 +55,13 @@ struct task {
 	struct endpoint remote;
 	char *remote_user;
 	char *password_file;    /* absolute path */
+	/* Pace of the remote ([remote] max_bytes_per_second,
+	   max_messages_per_second); 0: unlimited. */
+	uint64_t max_bytes_per_second;
+	double max_messages_per_second;
+	/* Connection pairs for folders side by side ([remote]
+	   max_connections, 1 to 8, default 2; folders = all only). */
+	unsigned max_connections;
 };
 
 /* Error sink: every problem found is reported through it, one line each,

@@ -512,6 +512,10 @@ def fault_point(pair, slot, truth, n, pt):
 
 
 def main():
+    # The fault points are byte offsets in one LMTP connection's stream:
+    # the worker's parallel LMTP connections (lmtp.c) would interleave
+    # theirs.  t_lmtp.py cuts and kills in the middle of parallel ones.
+    os.environ["IMAPSYNC_TEST_LMTP_CONNS"] = "1"
     t_start = time.monotonic()
     emit_lock = threading.Lock()
     with DovecotPair(name="faultproxy") as pair:

@@ -969,6 +969,85 @@ static void test_modes_and_credentials(void)
 
 /* Issue 12: enum and boolean values in any case; an unquoted '#'
    inside a value; a byte order mark. */
+/* [remote] max_bytes_per_second and max_messages_per_second. */
+static void test_throttle_keys(void)
+{
+	char *p = xasprintf("%s/tasks/t.ini", scratch);
+	struct task *t;
+
+	t = load_t("[task]\nlocal_user = u\ninterval = 1h\n" GOOD_REMOTE);
+	ok(t != NULL && t->max_bytes_per_second == 0 && t->max_messages_per_second == 0,
+	   "throttle keys absent: unlimited");
+	task_free(&t);
+
+	static const struct { const char *text; uint64_t bytes; } sizes[] = {
+		{ "200000", 200000 }, { "500k", 500 * 1024 }, { "500K", 500 * 1024 },
+		{ "2M", 2 << 20 }, { "2m", 2 << 20 }, { "1G", 1ULL << 30 }, { "1k", 1024 },
+		{ "10G", 10ULL << 30 }, { "1024", 1024 },
+	};
+	for (size_t i = 0; i < N_ELEMENTS(sizes); i++) {
+		char *ini = xasprintf("[task]\nlocal_user = u\ninterval = 1h\n" GOOD_REMOTE
+				      "max_bytes_per_second = %s\n", sizes[i].text);
+		t = load_t(ini);
+		ok(t != NULL && t->max_bytes_per_second == sizes[i].bytes,
+		   "max_bytes_per_second = %s is %llu", sizes[i].text,
+		   (unsigned long long)sizes[i].bytes);
+		task_free(&t);
+		free(ini);
+	}
+	static const struct { const char *text; double rate; } rates[] = {
+		{ "4", 4 }, { "0.5", 0.5 }, { "0.01", 0.01 }, { "2.25", 2.25 },
+		{ "10000", 10000 }, { "1.0", 1 },
+	};
+	for (size_t i = 0; i < N_ELEMENTS(rates); i++) {
+		char *ini = xasprintf("[task]\nlocal_user = u\ninterval = 1h\n" GOOD_REMOTE
+				      "max_messages_per_second = %s\n", rates[i].text);
+		t = load_t(ini);
+		ok(t != NULL && t->max_messages_per_second > rates[i].rate - 1e-9 &&
+		   t->max_messages_per_second < rates[i].rate + 1e-9,
+		   "max_messages_per_second = %s", rates[i].text);
+		task_free(&t);
+		free(ini);
+	}
+
+	static const struct { const char *line, *err; } bad[] = {
+		{ "max_bytes_per_second = fast",
+		  "max_bytes_per_second: not a size: \"fast\" (bytes, or with k, M or G" },
+		{ "max_bytes_per_second = 2MB", "max_bytes_per_second: not a size: \"2MB\"" },
+		{ "max_bytes_per_second = -1", "max_bytes_per_second: not a size" },
+		{ "max_bytes_per_second = 1.5M", "max_bytes_per_second: not a size" },
+		{ "max_bytes_per_second = k", "max_bytes_per_second: not a size" },
+		{ "max_bytes_per_second = 0", "max_bytes_per_second: out of range: 0 (valid: 1k-10G" },
+		{ "max_bytes_per_second = 1000", "max_bytes_per_second: out of range: 1000" },
+		{ "max_bytes_per_second = 11G", "max_bytes_per_second: out of range: 11G" },
+		{ "max_bytes_per_second = 99999999999999999999999",
+		  "max_bytes_per_second: not a size" },
+		{ "max_bytes_per_second = 18014398509481984k", "max_bytes_per_second: out of range" },
+		{ "max_messages_per_second = 0",
+		  "max_messages_per_second: out of range: 0 (valid: 0.01-10000)" },
+		{ "max_messages_per_second = 0.001",
+		  "max_messages_per_second: not a number: \"0.001\" (e.g. 4, 0.5; at most two" },
+		{ "max_messages_per_second = .5", "max_messages_per_second: not a number" },
+		{ "max_messages_per_second = 5.", "max_messages_per_second: not a number" },
+		{ "max_messages_per_second = 1e3", "max_messages_per_second: not a number" },
+		{ "max_messages_per_second = -2", "max_messages_per_second: not a number" },
+		{ "max_messages_per_second = 10001", "max_messages_per_second: out of range" },
+		{ "max_messages_per_second = 4/s", "max_messages_per_second: not a number" },
+	};
+	for (size_t i = 0; i < N_ELEMENTS(bad); i++) {
+		char *ini = xasprintf("[task]\nlocal_user = u\ninterval = 1h\n" GOOD_REMOTE
+				      "%s\n", bad[i].line);
+		ok(load_fails(ini) && has_err("%s:7: %s", p, bad[i].err), "refused: %s",
+		   bad[i].line);
+		free(ini);
+	}
+	/* Only in [remote]: the local side is never paced. */
+	ok(load_fails("[task]\nlocal_user = u\ninterval = 1h\nmax_bytes_per_second = 1M\n"
+		      GOOD_REMOTE) && errs_contain("max_bytes_per_second"),
+	   "max_bytes_per_second in [task] is an unknown key");
+	free(p);
+}
+
 static void test_case_and_comments(void)
 {
 	struct task *t;
@@ -1028,6 +1107,7 @@ int main(void)
 	test_valid_tree();
 	test_local_errors();
 	test_task_errors();
+	test_throttle_keys();
 	test_modes_and_credentials();
 	test_case_and_comments();
 
