@@ -51,6 +51,9 @@ static void batch_fetch_cb(void *ctx, struct imap_fetched *m)
 		bm->fetched = true;
 		bm->body = m->body;
 		m->body = NULL;
+		/* How far, message by message as they arrive: a batch of a
+		   slow remote takes long. */
+		progress_add(1, msgbody_size(bm->body));
 		bm->announced = m->size;
 		bm->flags_dropped = m->flags_dropped;
 		bm->date_invalid = m->date_invalid;
@@ -233,9 +236,9 @@ out:
    unknown and the server may still be saving it, so nothing of the
    batch is settled: the intents and the marker stay for the next run,
    which reconciles them all. */
-static int deliver_lmtp(struct sync_env *env, const struct folder_pair *fp,
-			struct batch_msg **msgs, struct jentry **ents,
-			size_t n, struct sync_counts *counts)
+static int deliver_lmtp_group(struct sync_env *env, const struct folder_pair *fp,
+			      struct batch_msg **msgs, struct jentry **ents,
+			      size_t n, struct sync_counts *counts)
 {
 	struct lmtp_msg *lm = xcalloc(n, sizeof(*lm));
 	char (*from)[512] = xcalloc(n, sizeof(*from));
@@ -329,6 +332,34 @@ static int deliver_lmtp(struct sync_env *env, const struct folder_pair *fp,
 out:
 	free(lm);
 	free(from);
+	return rc;
+}
+
+/* LMTP outcomes are settled in the journal group by group (four
+   messages per connection): until its group is settled, a crash leaves
+   a delivered message to be found by content in INBOX, and one a Sieve
+   rule filed elsewhere would come again.  A small group keeps that
+   window as small as the parallel connections allow. */
+#define LMTP_GROUP 16
+
+static int deliver_lmtp(struct sync_env *env, const struct folder_pair *fp,
+			struct batch_msg **msgs, struct jentry **ents,
+			size_t n, struct sync_counts *counts)
+{
+	size_t i = 0;
+	int rc = 0;
+
+	while (i < n && rc == 0) {
+		size_t k = n - i < LMTP_GROUP ? n - i : LMTP_GROUP;
+		rc = deliver_lmtp_group(env, fp, msgs + i, ents + i, k, counts);
+		i += k;
+	}
+	/* The groups never tried are not delivered: their intents go,
+	   unless a delivery of unknown outcome keeps the folder's marker
+	   (an 'A' line would clear it; the next run settles them then). */
+	for (; i < n && !journal_append_in_flight(env->journal); i++)
+		if (journal_abandon(env->journal, ents[i]) != 0)
+			break;
 	return rc;
 }
 
@@ -494,7 +525,6 @@ static int copy_fetched(struct sync_env *env, const struct folder_pair *fp, stru
 	struct jentry **ents = xcalloc(n, sizeof(*ents));
 	struct imap_result res;
 	size_t ntodo = 0;
-	uint64_t bytes_before = counts->bytes;
 	int rc;
 
 	rc = batch_wait(env, b, &res);
@@ -578,9 +608,12 @@ static int copy_fetched(struct sync_env *env, const struct folder_pair *fp, stru
 out:
 	if (rc != 0)
 		lbox->uidnext = 0;
-	/* How far: every message of the batch is through (delivered,
-	   skipped, matched, or left after an error that ends the run). */
-	progress_add(n, counts->bytes - bytes_before);
+	/* The rest of the batch is through too (gone from the remote, or
+	   left after an error that ends the run). */
+	size_t unfetched = 0;
+	for (size_t i = 0; i < n; i++)
+		unfetched += !b->msgs[i].fetched;
+	progress_add(unfetched, 0);
 	free(todo);
 	free(ents);
 	return rc;

@@ -10,7 +10,7 @@
 
 /* At most this many messages per batch; two batches are in memory at
    most (bounded by msgbody.h's memory budget). */
-#define COPY_BATCH 64
+#define COPY_BATCH 256
 
 /* Called after each batch with its result (0 or an exit code); what it
    returns is the batch's result from then on. */

@@ -970,39 +970,77 @@ static int fsync_dir(const char *dir)
 }
 
 /* name.new, fsync, rename to name.  On failure the old file stays. */
-static int write_durable(struct journal *j, const char *name, const struct buf *b)
-{
-	char *tmp = xasprintf("%s/%s.new", j->dir, name);
-	char *path = xasprintf("%s/%s", j->dir, name);
-	int fd, rc = 0;
+/* A snapshot file, written as it is formatted: the bytes go out in
+   pieces of SNAPSHOT_CHUNK, so a folder of many thousand entries never
+   sits in memory whole, and the checksum of the end line runs along.
+   Then fsync, and the rename that makes it the snapshot. */
+#define SNAPSHOT_CHUNK (64 * 1024)
 
-	unlink(tmp);
-	journal_killpoint();
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0 || write_full(fd, b->data, b->len) < 0 || fsync(fd) < 0) {
-		rc = io_exit_code(errno);
-		snprintf(j->error, sizeof(j->error), "cannot write %s: %s", tmp, strerror(errno));
-	} else if (close(fd), fd = -1, rename(tmp, path) < 0) {
-		rc = EXIT_IOERR;
-		snprintf(j->error, sizeof(j->error), "cannot replace %s: %s", path, strerror(errno));
+struct snapshot {
+	struct journal *j;
+	char *tmp, *path;
+	int fd, rc;
+	struct buf b;       /* formatted, not written yet */
+	uint64_t sum;       /* FNV-1a of what was written */
+};
+
+static void snap_fail(struct snapshot *s)
+{
+	if (s->rc == 0) {
+		s->rc = io_exit_code(errno);
+		snprintf(s->j->error, sizeof(s->j->error), "cannot write %s: %s", s->tmp,
+			 strerror(errno));
 	}
-	if (fd >= 0)
-		close(fd);
-	if (rc != 0)
-		unlink(tmp);
-	free(tmp);
-	free(path);
-	return rc;
 }
 
-static void end_line(struct buf *b, size_t count)
+static void snap_begin(struct snapshot *s, struct journal *j, const char *name)
 {
-	buf_appendf(b, "end %zu %016llx\n", count,
-		    (unsigned long long)fnv1a64(FNV1A64_INIT, b->data, b->len));
+	memset(s, 0, sizeof(*s));
+	s->j = j;
+	s->tmp = xasprintf("%s/%s.new", j->dir, name);
+	s->path = xasprintf("%s/%s", j->dir, name);
+	s->sum = FNV1A64_INIT;
+	unlink(s->tmp);
+	journal_killpoint();
+	s->fd = open(s->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (s->fd < 0)
+		snap_fail(s);
 }
 
-/* Deleted-on-remote entries are finished: the remote UID will never
-   come back, so they need not be remembered. */
+static void snap_flush(struct snapshot *s, bool all)
+{
+	if (!all && s->b.len < SNAPSHOT_CHUNK)
+		return;
+	s->sum = fnv1a64(s->sum, s->b.data, s->b.len);
+	if (s->rc == 0 && write_full(s->fd, s->b.data, s->b.len) < 0)
+		snap_fail(s);
+	s->b.len = 0;
+}
+
+/* The end line (count and checksum of everything before it), then the
+   file is made durable and put in place.  0 or an exit code. */
+static int snap_end(struct snapshot *s, size_t count)
+{
+	snap_flush(s, true);
+	buf_appendf(&s->b, "end %zu %016llx\n", count, (unsigned long long)s->sum);
+	snap_flush(s, true);
+	if (s->rc == 0 && fsync(s->fd) < 0)
+		snap_fail(s);
+	if (s->fd >= 0)
+		close(s->fd);
+	if (s->rc == 0 && rename(s->tmp, s->path) < 0) {
+		s->rc = EXIT_IOERR;
+		snprintf(s->j->error, sizeof(s->j->error), "cannot replace %s: %s", s->path,
+			 strerror(errno));
+	}
+	if (s->rc != 0)
+		unlink(s->tmp);
+	free(s->tmp);
+	free(s->path);
+	buf_free(&s->b);
+	return s->rc;
+}
+
 static bool folder_kept(const struct jfolder *f)
 {
 	for (const struct jentry *e = f->head; e != NULL; e = e->next)
@@ -1011,11 +1049,14 @@ static bool folder_kept(const struct jfolder *f)
 	return f->has_rec || f->in_flight;
 }
 
-static void format_folder(const struct journal *j, const struct jfolder *f, struct buf *b)
+static int write_folder(struct journal *j, const struct jfolder *f)
 {
 	static const char letters[] = { 0, 'I', 'D', 'S', 'X', 'K', 'f', 'F' };
+	struct snapshot snap;
+	struct buf *b = &snap.b;
 	size_t count = 0;
 
+	snap_begin(&snap, j, f->file);
 	buf_appendf(b, "%s\n", FOLDER_MAGIC);
 	format_owner(b, j->owner);
 	if (f->has_rec) {
@@ -1031,6 +1072,7 @@ static void format_folder(const struct journal *j, const struct jfolder *f, stru
 		struct sline l = entry_line(letters[e->state], e);
 		sline_format(b, &l);
 		count++;
+		snap_flush(&snap, false);
 	}
 	/* An unsettled delivery must stay known as such (the next run waits
 	   for the server to finish it); last, because the D and K lines
@@ -1040,29 +1082,27 @@ static void format_folder(const struct journal *j, const struct jfolder *f, stru
 		sline_format(b, &m);
 		count++;
 	}
-	end_line(b, count);
+	return snap_end(&snap, count);
 }
 
 static int write_index(struct journal *j)
 {
-	struct buf b = { 0 };
+	struct snapshot snap;
+	struct buf *b = &snap.b;
 	size_t count = 0;
-	int rc;
 
-	buf_appendf(&b, "%s\n", STATE_MAGIC);
-	format_owner(&b, j->owner);
+	snap_begin(&snap, j, "state");
+	buf_appendf(b, "%s\n", STATE_MAGIC);
+	format_owner(b, j->owner);
 	for (size_t i = 0; i < j->nfolders; i++) {
 		if (!j->folders[i]->on_disk)
 			continue;
-		buf_append(&b, "P ", 2);
-		sline_put_name(&b, j->folders[i]->name);
-		buf_append(&b, "\n", 1);
+		buf_append(b, "P ", 2);
+		sline_put_name(b, j->folders[i]->name);
+		buf_append(b, "\n", 1);
 		count++;
 	}
-	end_line(&b, count);
-	rc = write_durable(j, "state", &b);
-	buf_free(&b);
-	return rc;
+	return snap_end(&snap, count);
 }
 
 /* Fold the journal into the snapshots.  Order is important!  Folder
@@ -1081,12 +1121,8 @@ int journal_commit(struct journal *j)
 		if (!f->dirty)
 			continue;
 		bool keep = folder_kept(f);
-		if (keep) {
-			struct buf b = { 0 };
-			format_folder(j, f, &b);
-			rc = write_durable(j, f->file, &b);
-			buf_free(&b);
-		}
+		if (keep)
+			rc = write_folder(j, f);
 		if (keep != f->on_disk) {
 			f->on_disk = keep;
 			index_changed = true;

@@ -13,11 +13,11 @@
 #include "util.h"
 
 /* One body keeps at most MSGBODY_MEM_MAX in RAM, and all bodies alive
-   together at most MSGBODY_MEM_TOTAL (two batches are in flight while
-   copying): past either, a body's bytes go to its spool file, which
+   together at most MSGBODY_MEM_TOTAL (two batches per connection pair
+   are in flight while copying): past either, a body's bytes go to its spool file, which
    costs page cache, not the process's memory. */
 #define MSGBODY_MEM_MAX (256 * 1024)
-#define MSGBODY_MEM_TOTAL (4 * 1024 * 1024)
+#define MSGBODY_MEM_TOTAL (2 * 1024 * 1024)
 
 struct msgbody;
 

@@ -300,13 +300,14 @@ static int find_candidates(struct sync_env *env, const struct folder_pair *fp,
 	return 0;
 }
 
-/* Delivered messages are marked \Seen on the remote every this many
-   batches, and at the end.  Not after each batch: on a Maildir server
+/* Delivered messages are marked \Seen on the remote after every
+   SEEN_EVERY messages copied (in whole batches), and at the end.  Not after each batch: on a Maildir server
    every flag change renames files and makes the next command rescan the
    whole folder, a cost that grows with the INBOX.  A crash in between
    loses nothing: the journal knows what was delivered, the next run
    never takes it again and marks it first thing. */
-#define SEEN_EVERY_BATCHES 16
+#define SEEN_EVERY 1024
+#define SEEN_EVERY_BATCHES (SEEN_EVERY / COPY_BATCH > 0 ? SEEN_EVERY / COPY_BATCH : 1)
 
 struct after_batch {
 	struct sync_env *env;

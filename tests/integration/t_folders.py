@@ -892,6 +892,116 @@ def test_random_kills(pair):
     tap.ok(ok_run(r, 0), "random kills: and a further run copies 0", output(r))
 
 
+def test_parallel(pair):
+    """max_connections: folders side by side over several connection
+    pairs.  With 3 pairs over 7 folders the log says so, the copy is
+    exact and a rerun opens no extra pair (every folder unchanged, one
+    STATUS each); with 1 pair nothing runs side by side and the copy is
+    the same.  SIGKILLs while several pairs copy: the next run converges
+    to an exact copy, nothing doubled.  A pair the remote refuses (its
+    limit of sessions per account) costs speed only: the others copy its
+    share."""
+    import signal
+    import subprocess
+    names = ["INBOX", "Sent", "Archive/2021", "Archive/2022", "Projekte", "Büro",
+             "Lists/dev"]
+
+    def seeded(ruser, base):
+        setup_users(pair, ruser)
+        folders = {f: [msg(base + 100 * k + i, ["\\Seen"] if i % 3 else [],
+                           size=900 + 37 * i) for i in range(40)]
+                   for k, f in enumerate(names)}
+        seed_all(pair, ruser, folders)
+        return {f: f for f in names}
+
+    plan = seeded("par3", 40000)
+    te = FolderTask(pair, "par3", remote_extra="max_connections = 3\n")
+    r = te.run("-v")
+    out = output(r)
+    tap.ok(ok_run(r, 40 * len(names)), "parallel: 3 pairs copy all 280 messages", out)
+    tap.ok(re.search(r"7 folder\(s\) to copy, 3 side by side", out) is not None,
+           "parallel: the log says 3 pairs work side by side", out)
+    dd = diff(expected_local(pair, "par3", plan), local_state(pair, "par3"), lambda x: x)
+    tap.ok(not dd, "parallel: an exact copy (bytes, flags, dates) in every folder",
+           str(dd)[:2000])
+    r = te.run("-v")
+    out = output(r)
+    tap.ok(ok_run(r, 0) and out.count("unchanged since the last run") == len(names) and
+           "side by side" not in out,
+           "parallel: the rerun copies 0, every folder unchanged, no extra pair", out)
+
+    plan = seeded("par1", 50000)
+    te = FolderTask(pair, "par1", remote_extra="max_connections = 1\n")
+    r = te.run("-v")
+    out = output(r)
+    dd = diff(expected_local(pair, "par1", plan), local_state(pair, "par1"), lambda x: x)
+    tap.ok(ok_run(r, 280) and "side by side" not in out and not dd,
+           "parallel: max_connections = 1 copies the same, one folder at a time",
+           out + str(dd)[:1000])
+
+    plan = seeded("park", 60000)
+    te = FolderTask(pair, "park", remote_extra="max_connections = 4\n")
+    rnd = random.Random(13)
+    kills = 0
+    for attempt in range(60):
+        extra = {f: [msg(69000 + 10 * attempt + k)] for k, f in enumerate(names)}
+        seed_all(pair, "park", extra)
+        p = subprocess.Popen(te.argv("run", "park"), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        time.sleep(rnd.uniform(0.02, 0.3))
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            kills += 1
+        p.wait()
+        if kills >= 8:
+            break
+    r = te.run()
+    tap.ok(ok_run(r) and kills >= 8,
+           f"parallel: a run after {kills} SIGKILLs of 4-pair runs exits 0", output(r))
+    dd = diff(expected_local(pair, "park", plan), local_state(pair, "park"), lambda x: x[0])
+    tap.ok(not dd, "parallel: after the kills an exact copy, nothing doubled",
+           str(dd)[:2000])
+
+    # A provider's limit of sessions per account: past the second remote
+    # connection the login is refused (a proxy turns the server's OK into
+    # NO [LIMIT]).  Those pairs are left out; the others copy everything.
+    import threading
+    from rewriteproxy import RewriteProxy
+    plan = seeded("parlim", 70000)
+    seen = {"conns": 0, "refused": 0}
+    lock = threading.Lock()
+
+    def limit(kind, data, state):
+        if "conn" not in state:
+            with lock:
+                seen["conns"] += 1
+                state["conn"] = seen["conns"]
+        if kind != "line":
+            return data[0] + data[1]
+        if state["conn"] > 2 and not state.get("answered") and \
+                re.match(rb"[A-Za-z0-9.]+ OK", data):
+            state["answered"] = True
+            with lock:
+                seen["refused"] += 1
+            return data.split(b" ", 1)[0] + \
+                b" NO [LIMIT] Maximum number of connections from user+IP exceeded\r\n"
+        return data
+
+    proxy = RewriteProxy(pair.remote.imap_port, limit)
+    try:
+        te = FolderTask(pair, "parlim", security="none")
+        te.write_task("parlim", "parlim", "none", proxy.port, "", "max_connections = 4\n")
+        r = te.run("-v")
+    finally:
+        proxy.stop()
+    out = output(r)
+    dd = diff(expected_local(pair, "parlim", plan), local_state(pair, "parlim"), lambda x: x)
+    tap.ok(ok_run(r, 280) and seen["refused"] == 2 and
+           out.count("not opened; the others copy its share") == 2 and not dd,
+           "parallel: pairs the remote refuses (its session limit) are left out, the "
+           "others copy all", f"{seen} " + out[-3000:] + str(dd)[:1000])
+
+
 # -------------------------------------------------------------------------
 # Courier layout remote: INBOX. prefix, '.' separator
 
@@ -1041,7 +1151,7 @@ def main():
         run_tests((test_main, test_special_names, test_preseeded, test_exclusions,
                    test_after_sync, test_after_sync_quota, test_older_than,
                    test_select_refused, test_skipped, test_big, test_kill_sweep,
-                   test_random_kills), pair)
+                   test_random_kills, test_parallel), pair)
     with DovecotPair(name="folders-courier", layout="courier") as pair:
         run_tests((test_courier,), pair)
     with DovecotPair(name="folders-attr", remote_extra_conf=ATTR_CONF) as pair:

@@ -74,7 +74,7 @@ int main(void)
 	msgbody_free(&large);
 	ok(small == NULL && large == NULL, "free clears the pointer");
 
-	/* Forty 200 KiB bodies alive together: 8 MB, twice the budget. */
+	/* Forty 200 KiB bodies alive together: 8 MB, past the budget. */
 	for (size_t i = 0; i < NBODIES; i++) {
 		v[i] = make_body(BODY_SIZE, (unsigned)i);
 		if (msgbody_spooled(v[i]))

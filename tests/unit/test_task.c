@@ -1048,6 +1048,40 @@ static void test_throttle_keys(void)
 	free(p);
 }
 
+/* [remote] max_connections: 1 to 8, default 2. */
+static void test_max_connections(void)
+{
+	char *p = xasprintf("%s/tasks/t.ini", scratch);
+	struct task *t;
+
+	t = load_t("[task]\nlocal_user = u\nfolders = all\ninterval = 1h\n" GOOD_REMOTE);
+	ok(t != NULL && t->max_connections == 2, "max_connections absent: 2");
+	task_free(&t);
+	static const unsigned good[] = { 1, 4, 8 };
+	for (size_t i = 0; i < N_ELEMENTS(good); i++) {
+		char *ini = xasprintf("[task]\nlocal_user = u\nfolders = all\ninterval = 1h\n"
+				      GOOD_REMOTE "max_connections = %u\n", good[i]);
+		t = load_t(ini);
+		ok(t != NULL && t->max_connections == good[i], "max_connections = %u", good[i]);
+		task_free(&t);
+		free(ini);
+	}
+	static const struct { const char *line, *err; } bad[] = {
+		{ "max_connections = 0", "max_connections: out of range: 0 (valid: 1-8)" },
+		{ "max_connections = 9", "max_connections: out of range: 9 (valid: 1-8)" },
+		{ "max_connections = two", "max_connections: not a number: \"two\"" },
+		{ "max_connections = -1", "max_connections: not a number" },
+	};
+	for (size_t i = 0; i < N_ELEMENTS(bad); i++) {
+		char *ini = xasprintf("[task]\nlocal_user = u\nfolders = all\ninterval = 1h\n"
+				      GOOD_REMOTE "%s\n", bad[i].line);
+		ok(load_fails(ini) && has_err("%s:8: %s", p, bad[i].err), "refused: %s",
+		   bad[i].line);
+		free(ini);
+	}
+	free(p);
+}
+
 static void test_case_and_comments(void)
 {
 	struct task *t;
@@ -1108,6 +1142,7 @@ int main(void)
 	test_local_errors();
 	test_task_errors();
 	test_throttle_keys();
+	test_max_connections();
 	test_modes_and_credentials();
 	test_case_and_comments();
 
