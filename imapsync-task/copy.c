@@ -53,7 +53,7 @@ static void batch_fetch_cb(void *ctx, struct imap_fetched *m)
 		m->body = NULL;
 		/* How far, message by message as they arrive: a batch of a
 		   slow remote takes long. */
-		progress_add(1, msgbody_size(bm->body));
+		progress_arrived(msgbody_size(bm->body));
 		bm->announced = m->size;
 		bm->flags_dropped = m->flags_dropped;
 		bm->date_invalid = m->date_invalid;

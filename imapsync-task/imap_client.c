@@ -383,8 +383,10 @@ static ssize_t read_bounded(struct imap_client *c, void *buf, size_t len,
 	ssize_t n;
 
 	if (c->silence_end != 0) {
+		/* What a partner pump left of the silence allowed. */
 		int64_t left = c->silence_end - now_ms();
-		ms = left <= 0 ? 0 : ms < left ? ms : (int)left;
+		if (left < ms)
+			ms = left > 1 ? (int)left : 1;
 		c->silence_end = 0;
 	}
 	if (ms == 0) {
@@ -796,11 +798,21 @@ static void pump_partner(struct imap_client *c)
 	while (p != NULL && p->ninflight > 0 && !p->failed && !p->reading) {
 		int64_t left = end - now_ms();
 		int ms = io_timeout(c);
-		if (left < ms)
+		if (left < ms) {
 			ms = left > 0 ? (int)left : 0;
-		if (net_wait_either(c->conn, p->conn, ms) != 2)
-			break;
-		read_response(p);
+			c->bound_hit = false;
+		}
+		int which = net_wait_either(c->conn, p->conn, ms);
+		if (which == 2) {
+			read_response(p);
+			continue;
+		}
+		if (which == 0 && c->bound_hit)
+			imap_client_fail(c, EXIT_TEMPFAIL, "%s", io_error(c, NET_ERR_TIMEOUT));
+		else if (which == 0)
+			imap_client_fail(c, EXIT_TEMPFAIL, "%s sent nothing for %d s",
+					 net_peer(c->conn), c->opts.timeout_ms / 1000);
+		break;   /* c's own answer is there, or a signal came */
 	}
 	c->silence_end = end;
 }
@@ -838,6 +850,8 @@ static void read_one(struct imap_client *c)
 		enum net_status st;
 		if (c->partner != NULL)
 			pump_partner(c);
+		if (c->failed)
+			return;
 		if (fill_input(c, &st) < 0) {
 			if (c->bye)
 				imap_client_fail(c, EXIT_TEMPFAIL, "server closed the connection: %s",
@@ -854,6 +868,25 @@ static void read_response(struct imap_client *c)
 	c->reading = true;
 	read_one(c);
 	c->reading = false;
+}
+
+int imap_client_side_fd(void *client, bool *ready_r)
+{
+	struct imap_client *c = client;
+
+	*ready_r = false;
+	if (c->failed || c->reading || c->ninflight == 0)
+		return -1;
+	*ready_r = c->in_pos < c->in.len || net_pending(c->conn);
+	return net_fd(c->conn);
+}
+
+void imap_client_side_read(void *client)
+{
+	struct imap_client *c = client;
+
+	if (!c->failed && !c->reading && c->ninflight > 0)
+		read_response(c);
 }
 
 void imap_client_flush(struct imap_client *c)

@@ -113,6 +113,13 @@ int imap_client_failed(const struct imap_client *c, const char **why_r);
    local server saves this one.  Never the other way round, and never
    while the partner is inside a read of its own. */
 void imap_client_set_partner(struct imap_client *c, struct imap_client *partner);
+/* The same for a poll() loop that is not an IMAP client's (lmtp.c's,
+   see lmtp_set_side_reader; client is a struct imap_client): the socket
+   to watch for answers to commands in flight (-1: none expected, or
+   inside a read of its own; *ready_r: bytes buffered already), and the
+   read of one response when it has data. */
+int imap_client_side_fd(void *client, bool *ready_r);
+void imap_client_side_read(void *client);
 /* Authenticate as user; with authzid (master login) as authzid via
    SASL PLAIN when offered, else LOGIN "authzid<sep>user".  Credentials
    travel base64-encoded or as literals, never hand-quoted. */

@@ -69,6 +69,10 @@ struct lmtp_session {
 	void (*progress)(void *ctx);
 	void *progress_ctx;
 	int64_t last_progress;
+	/* Another connection read while deliveries wait (lmtp_set_side_reader). */
+	int (*side_fd)(void *ctx, bool *ready_r);
+	void (*side_read)(void *ctx);
+	void *side_ctx;
 };
 
 static int64_t now_ms(void)
@@ -540,7 +544,7 @@ static bool busy(const struct lmtp_conn *c)
 void lmtp_deliver_batch(struct lmtp_session *s, const char *rcpt, struct lmtp_msg *msgs,
 			size_t n, volatile sig_atomic_t *stop)
 {
-	struct pollfd pfd[LMTP_CONNS];
+	struct pollfd pfd[LMTP_CONNS + 1];
 	size_t idx[LMTP_CONNS], next = 0;
 
 	for (size_t i = 0; i < n; i++) {
@@ -592,7 +596,16 @@ void lmtp_deliver_batch(struct lmtp_session *s, const char *rcpt, struct lmtp_ms
 		}
 		if (nfds == 0)
 			return;
-		int r = poll(pfd, nfds, wait < 0 ? 0 : (int)wait);
+		/* The remote's answers for the next batch, read meanwhile. */
+		bool side_ready = false;
+		int sfd = s->side_fd != NULL ? s->side_fd(s->side_ctx, &side_ready) : -1;
+		nfds_t nconn = nfds;
+		if (sfd >= 0)
+			pfd[nfds++] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+		int r = poll(pfd, nfds, side_ready || wait < 0 ? 0 : (int)wait);
+		if (sfd >= 0 && (side_ready || (r > 0 && pfd[nconn].revents != 0)))
+			s->side_read(s->side_ctx);
+		nfds = nconn;
 		if (r < 0 && errno != EINTR) {
 			for (nfds_t i = 0; i < nfds; i++)
 				conn_lost(s, &s->conns[idx[i]], strerror(errno));
@@ -621,6 +634,14 @@ void lmtp_deliver_batch(struct lmtp_session *s, const char *rcpt, struct lmtp_ms
 			}
 		}
 	}
+}
+
+void lmtp_set_side_reader(struct lmtp_session *s, int (*fd_of)(void *ctx, bool *ready_r),
+			  void (*read)(void *ctx), void *ctx)
+{
+	s->side_fd = fd_of;
+	s->side_read = read;
+	s->side_ctx = ctx;
 }
 
 enum lmtp_outcome lmtp_deliver(struct lmtp_session *s, const char *from,

@@ -61,6 +61,13 @@ enum lmtp_outcome lmtp_deliver(struct lmtp_session *s, const char *from,
 			       const char *rcpt, const struct msgbody *body,
 			       char *err, size_t errlen);
 
+/* While deliveries wait for the server, read another connection as its
+   data arrives (the remote's answers for the next batch): fd_of(ctx)
+   names the socket to watch, -1 for none now, with *ready_r set when
+   data is buffered already; read(ctx) handles what arrived. */
+void lmtp_set_side_reader(struct lmtp_session *s, int (*fd_of)(void *ctx, bool *ready_r),
+			  void (*read)(void *ctx), void *ctx);
+
 /* The envelope sender for a message: its Return-Path, else the address
    in From:, else "" (the null sender). */
 void lmtp_envelope_sender(const struct msgbody *body, char *buf, size_t len);

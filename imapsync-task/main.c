@@ -274,6 +274,10 @@ static int run_sync(const struct options *o, struct task *t, struct local_config
 				    err, sizeof(err))) != 0) {
 			log_warnx("%s", err);
 		} else {
+			/* LMTP waits read the remote's next batch meanwhile. */
+			if (env.lmtp != NULL)
+				lmtp_set_side_reader(env.lmtp, imap_client_side_fd,
+						     imap_client_side_read, s.remote);
 			rc = t->folders == FOLDERS_INBOX ? sync_inbox(&env, counts)
 				: sync_folders(&env, counts);
 			if (rc != 0)

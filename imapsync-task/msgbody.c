@@ -64,8 +64,7 @@ static bool spill_to_file(struct msgbody *b)
 
 bool msgbody_write(struct msgbody *b, const void *data, size_t len)
 {
-	b->hash = fnv1a64(b->hash, data, len);
-	content_hash_update(&b->canon, data, len);
+	hash_both_update(&b->hash, &b->canon, data, len);
 	if (!b->has_nul && memchr(data, '\0', len) != NULL)
 		b->has_nul = true;
 	b->size += len;

@@ -600,7 +600,7 @@ enum net_status net_wait_readable(struct net_conn *c, int timeout_ms)
 	return wait_fd(c->fd, POLLIN, now_ms() + timeout_ms);
 }
 
-static bool has_pending(const struct net_conn *c)
+bool net_pending(const struct net_conn *c)
 {
 	return c->ssl != NULL && SSL_has_pending(c->ssl);
 }
@@ -613,9 +613,9 @@ int net_wait_either(struct net_conn *a, struct net_conn *b, int timeout_ms)
 
 	for (;;) {
 		/* Bytes OpenSSL holds already are not seen by poll(). */
-		if (has_pending(a))
+		if (net_pending(a))
 			return 1;
-		if (has_pending(b))
+		if (net_pending(b))
 			return 2;
 		int64_t left = deadline - now_ms();
 		if (stop_flag != NULL && *stop_flag)

@@ -71,6 +71,8 @@ enum net_status net_wait_readable(struct net_conn *conn, int timeout_ms);
    for b, 0 when neither in time, -1 once the stop flag is set.  Nothing
    is read. */
 int net_wait_either(struct net_conn *a, struct net_conn *b, int timeout_ms);
+/* Bytes received and held by OpenSSL, which poll() does not see. */
+bool net_pending(const struct net_conn *conn);
 /* Does host:port answer a TLS ClientHello with a TLS record, that is,
    does it speak TLS at once (imaps)?  Tried on a connection of its own,
    dropped after the first answer; false when it does not answer within

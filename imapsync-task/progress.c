@@ -59,13 +59,16 @@ static struct {
 	bool tty_on;
 	double last_sent;        /* < 0: nothing sent yet */
 	char pending[TEXT_MAX];  /* a text not sent because of the rate */
-	/* the folder being copied */
+} P = { default_clock, default_notify, default_tty, 0, false, -1.0, "" };
+
+/* The folder being copied: one per thread, as folders are copied side
+   by side (parallel.c); the status shows the last news of any. */
+static __thread struct {
 	char folder[256];
 	bool in_folder;
 	uint64_t total, done, bytes;
 	double started;
-} P = { default_clock, default_notify, default_tty, 0, false, -1.0, "", "", false,
-	0, 0, 0, 0.0 };
+} F;
 
 void progress_set_hooks(double (*clock)(void), void (*notify)(const char *status),
 			void (*tty)(const char *text, bool final))
@@ -89,7 +92,7 @@ void progress_init(int verbosity, bool tty)
 	P.tty_on = tty && verbosity == 0;
 	P.last_sent = -1.0;
 	P.pending[0] = '\0';
-	P.in_folder = false;
+	F.in_folder = false;
 	log_set_stderr_hook(P.tty_on ? clear_tty : NULL);
 }
 
@@ -162,8 +165,8 @@ void progress_format(char *buf, size_t len, const struct progress_view *v)
 
 static void folder_text(char *buf, size_t len)
 {
-	struct progress_view v = { P.folder, P.total, P.done, P.bytes,
-				   P.clock() - P.started };
+	struct progress_view v = { F.folder, F.total, F.done, F.bytes,
+				   P.clock() - F.started };
 	progress_format(buf, len, &v);
 }
 
@@ -183,40 +186,50 @@ void progress_begin_folder(const char *folder, uint64_t total)
 {
 	char text[TEXT_MAX];
 
-	snprintf(P.folder, sizeof(P.folder), "%s", folder);
-	P.in_folder = true;
-	P.total = total;
-	P.done = 0;
-	P.bytes = 0;
-	P.started = P.clock();
+	snprintf(F.folder, sizeof(F.folder), "%s", folder);
+	F.in_folder = true;
+	F.total = total;
+	F.done = 0;
+	F.bytes = 0;
+	F.started = P.clock();
 	folder_text(text, sizeof(text));
+	publish(text, false);
+}
+
+static void add(uint64_t msgs, uint64_t bytes, bool say)
+{
+	char text[TEXT_MAX];
+
+	if (!F.in_folder)
+		return;
+	F.done += msgs;
+	if (F.done > F.total)
+		F.total = F.done;
+	F.bytes += bytes;
+	folder_text(text, sizeof(text));
+	if (say && P.verbosity > 0)
+		log_info("%s", text);
 	publish(text, false);
 }
 
 void progress_add(uint64_t msgs, uint64_t bytes)
 {
-	char text[TEXT_MAX];
+	add(msgs, bytes, true);
+}
 
-	if (!P.in_folder)
-		return;
-	P.done += msgs;
-	if (P.done > P.total)
-		P.total = P.done;
-	P.bytes += bytes;
-	folder_text(text, sizeof(text));
-	if (P.verbosity > 0)
-		log_info("%s", text);
-	publish(text, false);
+void progress_arrived(uint64_t bytes)
+{
+	add(1, bytes, false);
 }
 
 void progress_end(void)
 {
 	char text[TEXT_MAX];
 
-	if (!P.in_folder)
+	if (!F.in_folder)
 		return;
-	P.in_folder = false;
-	if (P.total == 0)
+	F.in_folder = false;
+	if (F.total == 0)
 		return;
 	folder_text(text, sizeof(text));
 	publish(text, true);
@@ -246,7 +259,7 @@ void progress_finish(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	P.in_folder = false;
+	F.in_folder = false;
 	char red[TEXT_MAX];
 	log_redact(red, sizeof(red), text);
 	P.notify(red);

@@ -33,9 +33,11 @@ void progress_step(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* The copy of a folder starts: total messages to go through. */
 void progress_begin_folder(const char *folder, uint64_t total);
-/* A batch is through: msgs handled (delivered, skipped or matched),
-   bytes delivered. */
+/* A batch is through: msgs more handled (those progress_arrived did
+   not count), bytes more; at -v a log line says how far. */
 void progress_add(uint64_t msgs, uint64_t bytes);
+/* One message more, as it arrives: the status only (no -v line). */
+void progress_arrived(uint64_t bytes);
 /* The folder's copy is over (also after an error). */
 void progress_end(void);
 /* Called often (as data flows): sends an update held back by the rate

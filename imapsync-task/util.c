@@ -300,3 +300,33 @@ void content_hash_update(struct content_hash *ch, const void *data, size_t len)
 		content_hash_byte(ch, c);
 	}
 }
+
+void hash_both_update(uint64_t *raw, struct content_hash *ch, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	uint64_t h = *raw, c = ch->hash, clen = ch->len, lf = ch->pending_lf;
+
+	if (ch->skip > 0) {
+		*raw = fnv1a64(h, data, len);
+		content_hash_update(ch, data, len);
+		return;
+	}
+	for (size_t i = 0; i < len; i++) {
+		unsigned char b = p[i];
+		h = (h ^ b) * 0x100000001b3ULL;
+		if (b == '\r' || b == '\0' || b == 0x80)
+			continue;
+		if (b == '\n') {
+			lf++;
+			continue;
+		}
+		for (; lf > 0; lf--, clen++)
+			c = (c ^ '\n') * 0x100000001b3ULL;
+		c = (c ^ b) * 0x100000001b3ULL;
+		clen++;
+	}
+	*raw = h;
+	ch->hash = c;
+	ch->len = clen;
+	ch->pending_lf = lf;
+}

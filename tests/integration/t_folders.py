@@ -17,6 +17,8 @@ import os
 import random
 import re
 import shutil
+import signal
+import subprocess
 import sys
 import time
 
@@ -848,14 +850,32 @@ def test_kill_sweep(pair):
            bad_rerun[:8])
 
 
+def killed_runs(pair, te, ruser, names, base, rnd, lo, hi, want, attempts):
+    """Runs of te's task, each SIGKILLed after a random nap of lo to hi
+    seconds (if still running), with a new message in every folder of
+    names before each, so there is always work to interrupt; until want
+    were killed or attempts made.  Returns (kills, attempts made)."""
+    kills = 0
+    for attempt in range(attempts):
+        seed_all(pair, ruser, {f: [msg(base + 10 * attempt + k)] for k, f in enumerate(names)})
+        p = subprocess.Popen(te.argv("run", te.name), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        time.sleep(rnd.uniform(lo, hi))
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            kills += 1
+        p.wait()
+        if kills >= want:
+            break
+    return kills, attempt + 1
+
+
 def test_random_kills(pair):
     """Real SIGKILLs at random moments of a multi-folder copy of 1,500
     messages (4 folders), each followed by the next attempt; new mail
     arrives in every folder before each attempt, so there is always work
     to interrupt.  At the end: an exact copy, nothing doubled."""
     import random
-    import signal
-    import subprocess
     rnd = random.Random(20261201)
     ruser, luser = "rk", "rk"
     setup_users(pair, ruser, luser)
@@ -864,23 +884,10 @@ def test_random_kills(pair):
                for k, f in enumerate(names)}
     seed_all(pair, ruser, folders)
     te = FolderTask(pair, ruser, local_user=luser, name="rk")
-    kills, n = 0, 0
-    for attempt in range(120):
-        extra = {f: [msg(90000 + 10 * n + k)] for k, f in enumerate(names)}
-        n += 1
-        seed_all(pair, ruser, extra)
-        p = subprocess.Popen(te.argv("run", "rk"), stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-        time.sleep(rnd.uniform(0.01, 0.25))
-        if p.poll() is None:
-            p.send_signal(signal.SIGKILL)
-            kills += 1
-        p.wait()
-        if kills >= 15:
-            break
+    kills, attempt = killed_runs(pair, te, ruser, names, 90000, rnd, 0.01, 0.25, 15, 120)
     r = te.run()
     tap.ok(ok_run(r), "random kills: a run after them exits 0", output(r))
-    tap.diag(f"random SIGKILLs delivered: {kills} in {attempt + 1} attempts")
+    tap.diag(f"random SIGKILLs delivered: {kills} in {attempt} attempts")
     tap.ok(kills >= 15, f"random kills: 15 runs were killed mid-flight ({kills})")
     plan = {f: f for f in names}
     exp = expected_local(pair, ruser, plan)
@@ -901,8 +908,6 @@ def test_parallel(pair):
     to an exact copy, nothing doubled.  A pair the remote refuses (its
     limit of sessions per account) costs speed only: the others copy its
     share."""
-    import signal
-    import subprocess
     names = ["INBOX", "Sent", "Archive/2021", "Archive/2022", "Projekte", "Büro",
              "Lists/dev"]
 
@@ -941,20 +946,7 @@ def test_parallel(pair):
 
     plan = seeded("park", 60000)
     te = FolderTask(pair, "park", remote_extra="max_connections = 4\n")
-    rnd = random.Random(13)
-    kills = 0
-    for attempt in range(60):
-        extra = {f: [msg(69000 + 10 * attempt + k)] for k, f in enumerate(names)}
-        seed_all(pair, "park", extra)
-        p = subprocess.Popen(te.argv("run", "park"), stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-        time.sleep(rnd.uniform(0.02, 0.3))
-        if p.poll() is None:
-            p.send_signal(signal.SIGKILL)
-            kills += 1
-        p.wait()
-        if kills >= 8:
-            break
+    kills, _ = killed_runs(pair, te, "park", names, 69000, random.Random(13), 0.02, 0.3, 8, 60)
     r = te.run()
     tap.ok(ok_run(r) and kills >= 8,
            f"parallel: a run after {kills} SIGKILLs of 4-pair runs exits 0", output(r))

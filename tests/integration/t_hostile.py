@@ -9,27 +9,14 @@ when the policy says it must not."""
 import os
 import socket
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from dovecot import DovecotPair, read_mailbox  # noqa: E402
 from worker import Tap, TaskEnv, output  # noqa: E402
-from fakeimap import FakeServer  # noqa: E402
+from fakeimap import CAPS, FakeServer, basic  # noqa: E402
 
 tap = Tap()
-CAPS = b"IMAP4rev1 LITERAL+ UIDPLUS AUTH=PLAIN"
-
-
-def basic(tag, cmd, line, conn):
-    """A minimal well-behaved server for the commands before the fault."""
-    if cmd == b"CAPABILITY":
-        return b"* CAPABILITY " + CAPS + b"\r\n" + tag + b" OK done\r\n"
-    if cmd in (b"LOGIN", b"AUTHENTICATE"):
-        return tag + b" OK [CAPABILITY " + CAPS + b"] logged in\r\n"
-    if cmd == b"LOGOUT":
-        return b"* BYE bye\r\n" + tag + b" OK bye\r\n"
-    return tag + b" OK done\r\n"
 
 
 def run_case(pair, name, greeting, handler, security="none", cmd="check", timeout=20):

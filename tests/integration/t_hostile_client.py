@@ -21,41 +21,15 @@ import string
 import struct
 import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from dovecot import DovecotPair, read_mailbox  # noqa: E402
 from worker import Tap, TaskEnv, output  # noqa: E402
-from fakeimap import FakeServer  # noqa: E402
+from fakeimap import CAPS, FakeServer, basic, message, parse_set  # noqa: E402
 
 tap = Tap()
-CAPS = b"IMAP4rev1 LITERAL+ UIDPLUS AUTH=PLAIN"
 DATE = b'"01-Jan-2024 00:00:00 +0000"'
-
-
-def basic(tag, cmd, line, conn):
-    if cmd == b"CAPABILITY":
-        return b"* CAPABILITY " + CAPS + b"\r\n" + tag + b" OK done\r\n"
-    if cmd in (b"LOGIN", b"AUTHENTICATE"):
-        return tag + b" OK [CAPABILITY " + CAPS + b"] logged in\r\n"
-    if cmd == b"LOGOUT":
-        return b"* BYE bye\r\n" + tag + b" OK bye\r\n"
-    return tag + b" OK done\r\n"
-
-
-def message(uid):
-    return (b"From: a@example.org\r\nTo: b@example.org\r\nSubject: message %d\r\n"
-            b"Message-ID: <m%d@example.org>\r\n\r\nbody %d\r\n" % (uid, uid, uid))
-
-
-def parse_set(s):
-    uids = []
-    for el in s.split(b","):
-        a, _, b = el.partition(b":")
-        lo, hi = int(a), int(b or a)
-        uids.extend(range(min(lo, hi), max(lo, hi) + 1))
-    return uids
 
 
 def mailbox(exists, uidnext, search_unseen, uids=None, caps=CAPS, big=None):

@@ -21,26 +21,9 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from dovecot import DovecotPair, make_message, read_mailbox, seed  # noqa: E402
-from worker import Tap, TaskEnv, output  # noqa: E402
+from worker import Tap, TaskEnv, one_copy_each, output  # noqa: E402
 
 tap = Tap()
-
-
-def normalized(data):
-    return data.replace(b"\r\n", b"\n").rstrip(b"\n")
-
-
-def one_copy_each(local, want):
-    """Each wanted message has exactly one local copy (LMTP's trace
-    headers allowed in front), and nothing else is local."""
-    left = [normalized(m["bytes"]) for m in local]
-    for w in want:
-        nw = normalized(w)
-        hit = next((i for i, b in enumerate(left) if b.endswith(nw)), None)
-        if hit is None:
-            return False
-        left.pop(hit)
-    return not left
 
 
 def summary(r):

@@ -442,10 +442,10 @@ def test_verbose(pair):
              ("local connect", r"connecting to local \S+:\d+ \(starttls\)"),
              ("local login", r"logging in to local as vic\*vmail"),
              ("select", r"selecting remote folder INBOX"),
-             ("batches", r"batch: fetching 64 message\(s\) of INBOX, UID 1:64"),
-             ("batch progress", r"INBOX: 64/70 messages, "),
-             ("last batch", r"batch: fetching 6 message\(s\) of INBOX"),
-             ("marking", r"marking 64 delivered message\(s\) \\Seen on the remote"),
+             ("batches", r"batch: fetching \d+ message\(s\) of INBOX, UID 1:\d+"),
+             ("batch progress", r"INBOX: \d+/70 messages, "),
+             ("all through", r"INBOX: 70/70 messages, "),
+             ("marking", r"marking \d+ delivered message\(s\) \\Seen on the remote"),
              ("deletion", r"deleting 70 message\(s\) in remote folder INBOX")]
     for what, rx in steps:
         tap.ok(re.search(r"^imapsync-task\[vic\]: " + rx, out, re.M),

@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from dovecot import (DovecotPair, imap, make_message, parse_internaldate,  # noqa: E402
                      read_mailbox, seed)
 from rewriteproxy import RewriteProxy, with_literal  # noqa: E402
-from worker import Tap, TaskEnv, output  # noqa: E402
+from worker import Tap, TaskEnv, one_copy_each, output  # noqa: E402
 
 tap = Tap()
 UID_RE = re.compile(rb"\bUID (\d+)")
@@ -34,23 +34,6 @@ def uid_of(line):
 
 def digests(msgs):
     return sorted(hashlib.sha256(m["bytes"]).hexdigest() for m in msgs)
-
-
-def normalized(data):
-    return data.replace(b"\r\n", b"\n").rstrip(b"\n")
-
-
-def one_copy_each(local, want):
-    """Each wanted message has exactly one local copy: the same content
-    once line ends are normalized, LMTP's trace headers allowed in front."""
-    left = [normalized(m["bytes"]) for m in local]
-    for w in want:
-        nw = normalized(w)
-        hit = next((i for i, b in enumerate(left) if b.endswith(nw)), None)
-        if hit is None:
-            return False
-        left.pop(hit)
-    return not left
 
 
 def local_msgs(pair, user):

@@ -13,10 +13,9 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from dovecot import DovecotPair, make_message, read_mailbox, seed  # noqa: E402
 from worker import Tap, TaskEnv, output  # noqa: E402
-from fakeimap import FakeServer  # noqa: E402
+from fakeimap import CAPS, FakeServer, basic, message, parse_set  # noqa: E402
 
 tap = Tap()
-CAPS = b"IMAP4rev1 LITERAL+ UIDPLUS AUTH=PLAIN"
 DATE = b'"01-Jan-2024 00:00:00 +0000"'
 
 
@@ -100,19 +99,6 @@ def test_rates(pair):
 
 # --- backing off against a fake remote -----------------------------------
 
-def message(uid):
-    return (b"From: a@example.org\r\nTo: b@example.org\r\nSubject: message %d\r\n"
-            b"Message-ID: <thr%d@example.org>\r\n\r\nbody %d\r\n" % (uid, uid, uid))
-
-
-def parse_set(s):
-    uids = []
-    for el in s.split(b","):
-        a, _, b = el.partition(b":")
-        uids.extend(range(int(a), int(b or a) + 1))
-    return uids
-
-
 def throttling_server(throttle):
     """A remote INBOX of 3 unseen messages; throttle(cmd, tag) may return
     a refusal instead of the answer."""
@@ -122,12 +108,8 @@ def throttling_server(throttle):
         refusal = throttle(cmd, tag)
         if refusal is not None:
             return refusal
-        if cmd == b"CAPABILITY":
-            return b"* CAPABILITY " + CAPS + b"\r\n" + tag + b" OK done\r\n"
-        if cmd in (b"LOGIN", b"AUTHENTICATE"):
-            return tag + b" OK [CAPABILITY " + CAPS + b"] logged in\r\n"
-        if cmd == b"LOGOUT":
-            return b"* BYE bye\r\n" + tag + b" OK bye\r\n"
+        if cmd in (b"CAPABILITY", b"LOGIN", b"AUTHENTICATE", b"LOGOUT"):
+            return basic(tag, cmd, line, conn)
         if cmd in (b"SELECT", b"EXAMINE"):
             return (b"* 3 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 4] n\r\n"
                     + tag + b" OK [READ-WRITE] selected\r\n")

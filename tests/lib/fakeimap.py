@@ -11,6 +11,10 @@ greeting); then every command line goes through
 handler(tag, cmd, line, conn) -> bytes | "close" | None, where cmd is the
 upper-cased command word ("UID FETCH" for UID commands).  Everything
 received is kept in .received, connections are counted in .connections.
+
+Also here, for the handlers: CAPS, basic() (answers CAPABILITY, LOGIN,
+AUTHENTICATE and LOGOUT as a well-behaved server, OK to the rest),
+message(uid) and parse_set(set).
 """
 
 import socket
@@ -77,3 +81,32 @@ class FakeServer(threading.Thread):
     def stop(self):
         self.stopping = True
         self.sock.close()
+
+
+CAPS = b"IMAP4rev1 LITERAL+ UIDPLUS AUTH=PLAIN"
+
+
+def basic(tag, cmd, line, conn):
+    """A minimal well-behaved server for the commands before the fault."""
+    if cmd == b"CAPABILITY":
+        return b"* CAPABILITY " + CAPS + b"\r\n" + tag + b" OK done\r\n"
+    if cmd in (b"LOGIN", b"AUTHENTICATE"):
+        return tag + b" OK [CAPABILITY " + CAPS + b"] logged in\r\n"
+    if cmd == b"LOGOUT":
+        return b"* BYE bye\r\n" + tag + b" OK bye\r\n"
+    return tag + b" OK done\r\n"
+
+
+def message(uid):
+    return (b"From: a@example.org\r\nTo: b@example.org\r\nSubject: message %d\r\n"
+            b"Message-ID: <m%d@example.org>\r\n\r\nbody %d\r\n" % (uid, uid, uid))
+
+
+def parse_set(s):
+    """The UIDs of a UID set the client sent ("1:3,7"; "3:1" is 1:3)."""
+    uids = []
+    for el in s.split(b","):
+        a, _, b = el.partition(b":")
+        lo, hi = int(a), int(b or a)
+        uids.extend(range(min(lo, hi), max(lo, hi) + 1))
+    return uids

@@ -139,3 +139,20 @@ class TaskEnv:
 
 def output(r):
     return (r.stdout or "") + (r.stderr or "")
+
+
+def normalized(data):
+    return data.replace(b"\r\n", b"\n").rstrip(b"\n")
+
+
+def one_copy_each(local, want):
+    """Each wanted message has exactly one local copy: the same content
+    once line ends are normalized, LMTP's trace headers allowed in front."""
+    left = [normalized(m["bytes"]) for m in local]
+    for w in want:
+        nw = normalized(w)
+        hit = next((i for i, b in enumerate(left) if b.endswith(nw)), None)
+        if hit is None:
+            return False
+        left.pop(hit)
+    return not left
