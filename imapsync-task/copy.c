@@ -21,7 +21,7 @@
 
 struct batch_msg {
 	uint32_t uid;
-	char flags[512];
+	char *flags;              /* NULL until answered with its body */
 	char date[64];
 	struct msgbody *body;
 	uint64_t announced;       /* RFC822.SIZE */
@@ -57,7 +57,7 @@ static void batch_fetch_cb(void *ctx, struct imap_fetched *m)
 		bm->announced = m->size;
 		bm->flags_dropped = m->flags_dropped;
 		bm->date_invalid = m->date_invalid;
-		snprintf(bm->flags, sizeof(bm->flags), "%s", m->flags);
+		bm->flags = xstrdup(m->flags);
 		snprintf(bm->date, sizeof(bm->date), "%s", m->internaldate);
 		return;
 	}
@@ -98,8 +98,10 @@ static void batch_free(struct sync_env *env, struct batch **bp)
 	/* A fetch still running is read to its end (or its connection's),
 	   so the remote session stays in step for what follows. */
 	(void)batch_wait(env, b, NULL);
-	for (size_t i = 0; i < b->n; i++)
+	for (size_t i = 0; i < b->n; i++) {
 		msgbody_free(&b->msgs[i].body);
+		free(b->msgs[i].flags);
+	}
 	free(b->msgs);
 	free(b);
 	*bp = NULL;
@@ -401,7 +403,7 @@ static int record_skip(struct sync_env *env, const struct folder_pair *fp,
    refuses (length, number).  True if something was removed. */
 static bool drop_keywords(char *flags)
 {
-	char out[sizeof(((struct batch_msg *)0)->flags)] = "";
+	char out[sizeof(((struct imap_fetched *)0)->flags)] = "";
 	size_t o = 0;
 	bool dropped = false;
 

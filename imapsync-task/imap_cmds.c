@@ -431,8 +431,19 @@ int imap_uid_fetch_many(struct imap_client *c, const char *const *uidsets, size_
 struct imap_fetch_pending {
 	struct fetch_ctx fc;
 	uint32_t *uids;
+	char *text;          /* the command after its tag, to send again */
 	struct imap_cmd *cmd;
 };
+
+static void fetch_pending_send(struct imap_client *c, struct imap_fetch_pending *p)
+{
+	p->cmd = imap_cmd_new(c);
+	imap_cmd_text(p->cmd, "%s", p->text);
+	p->cmd->untagged = fetch_untagged;
+	p->cmd->ctx = &p->fc;
+	imap_cmd_enqueue(c, p->cmd);
+	imap_client_flush(c);
+}
 
 struct imap_fetch_pending *imap_uid_fetch_send(struct imap_client *c, const uint32_t *uids,
 					       size_t n, const char *items,
@@ -445,13 +456,9 @@ struct imap_fetch_pending *imap_uid_fetch_send(struct imap_client *c, const uint
 	n = uid_array_sort_unique(p->uids, n);
 	p->fc = (struct fetch_ctx){ cb, ctx, p->uids, n };
 	char *set = uid_list_to_set(p->uids, n);
-	p->cmd = imap_cmd_new(c);
-	imap_cmd_text(p->cmd, "UID FETCH %s (UID %s)", set, items);
+	p->text = xasprintf("UID FETCH %s (UID %s)", set, items);
 	free(set);
-	p->cmd->untagged = fetch_untagged;
-	p->cmd->ctx = &p->fc;
-	imap_cmd_enqueue(c, p->cmd);
-	imap_client_flush(c);
+	fetch_pending_send(c, p);
 	return p;
 }
 
@@ -459,11 +466,25 @@ int imap_uid_fetch_wait(struct imap_client *c, struct imap_fetch_pending **pp,
 			struct imap_result *res)
 {
 	struct imap_fetch_pending *p = *pp;
-	int rc = imap_cmd_wait(c, p->cmd);
+	struct imap_backoff bo = { 0 };
+	struct imap_result r;
+	int rc;
 
+	/* Throttled ([THROTTLED], Office 365's suggested backoff): sent
+	   again after the wait.  What was answered before comes again; the
+	   caller takes a UID once (the same as any server may answer a UID
+	   twice). */
+	for (;;) {
+		rc = imap_cmd_wait(c, p->cmd);
+		r = p->cmd->res;
+		imap_cmds_release(c, &p->cmd, 1);   /* unhooks p->fc from a dead one */
+		if (rc == 0 || !imap_backoff_retry(c, &bo, "UID FETCH", &r))
+			break;
+		fetch_pending_send(c, p);
+	}
 	if (res != NULL)
-		*res = p->cmd->res;
-	imap_cmds_release(c, &p->cmd, 1);   /* unhooks p->fc from a dead one */
+		*res = r;
+	free(p->text);
 	free(p->uids);
 	free(p);
 	*pp = NULL;

@@ -184,6 +184,22 @@ def test_backoff(pair):
     tap.ok(subjects(pair, "others") == [b"message 1", b"message 2", b"message 3"],
            "every message copied exactly once", subjects(pair, "others"))
 
+    # The body FETCH of the copy itself throttled once: sent again.
+    fetches = {"n": 0}
+
+    def body_fetch(cmd, tag):
+        if cmd == b"UID FETCH" and fetches["n"] == 0:
+            fetches["n"] += 1
+            return tag + b" NO [THROTTLED] Too many requests, slow down\r\n"
+        return None
+    pair.local.add_user("bodyfetch", "local-pw")
+    r, took, fake, state = fake_run(pair, "bodyfetch", "bodyfetch", body_fetch)
+    tap.ok(r.returncode == 0 and fake.received.count(b"UID FETCH") == 2,
+           "NO [THROTTLED] on the body FETCH: sent again after the wait, exit 0", output(r))
+    tap.ok(subjects(pair, "bodyfetch") == [b"message 1", b"message 2", b"message 3"] and
+           sorted(state["fetched"]) == [1, 2, 3],
+           "every message fetched and copied exactly once", state["fetched"])
+
     # Always throttled: gives up after the backoff (--timeout 3 here) with 75.
     def always(cmd, tag):
         if cmd in (b"SELECT", b"EXAMINE"):
