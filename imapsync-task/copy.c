@@ -635,18 +635,23 @@ int copy_uids(struct sync_env *env, const struct folder_pair *fp, const uint32_t
 	size_t i = 0;
 	int rc = 0;
 
+	/* The first batches are small: the local server starts saving
+	   while the remote is still read (nothing overlaps the first
+	   fetch), then they grow to COPY_BATCH. */
+	size_t size = COPY_BATCH / 8;
 	if (n > 0 && !stopped(env))
-		next = batch_send(env, fp, uids, n < COPY_BATCH ? n : COPY_BATCH);
+		next = batch_send(env, fp, uids, n < size ? n : size);
 	while (next != NULL) {
 		cur = next;
 		next = NULL;
 		size_t k = cur->n, left = n - i - k;
+		size = size * 4 < COPY_BATCH ? size * 4 : COPY_BATCH;
 		/* The next batch's FETCH goes out before this one is
 		   delivered: the remote streams it while the local server
 		   saves this one (the local waits read it, see
 		   imap_client_set_partner).  Two batches in memory at most. */
 		if (left > 0 && !stopped(env))
-			next = batch_send(env, fp, uids + i + k, left < COPY_BATCH ? left : COPY_BATCH);
+			next = batch_send(env, fp, uids + i + k, left < size ? left : size);
 		rc = copy_fetched(env, fp, cur, stale, pool, &lbox, counts);
 		batch_free(env, &cur);
 		if (after != NULL)

@@ -17,7 +17,7 @@
    are in flight while copying): past either, a body's bytes go to its spool file, which
    costs page cache, not the process's memory. */
 #define MSGBODY_MEM_MAX (256 * 1024)
-#define MSGBODY_MEM_TOTAL (2 * 1024 * 1024)
+#define MSGBODY_MEM_TOTAL (1024 * 1024)
 
 struct msgbody;
 
