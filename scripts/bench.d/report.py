@@ -424,7 +424,7 @@ What issue 13 built, all measured here:
   Dovecot it reads the remote's answers as they arrive (one `poll()` on
   both connections; `imap_client_set_partner`).  The rule "intent fsync'd
   before the APPEND" is unchanged; two batches per connection pair are in
-  memory at most, and all message bodies together keep at most 2 MiB in
+  memory at most, and all message bodies together keep at most 1 MiB in
   RAM (the rest is spooled to unlinked files).
 - **Folders side by side.**  With `folders = all`, the folders that
   changed are copied over `max_connections` connection pairs (default 2),
@@ -432,7 +432,8 @@ What issue 13 built, all measured here:
   only while a thread waits for the network, so the journal and the sync
   code stay single-threaded in effect.  A rerun with nothing to copy opens
   no extra pair.
-- **Batches of 256** per MULTIAPPEND, the next local UID taken from
+- **Batches of 256** per MULTIAPPEND (a folder's first two batches are
+  32 and 128, so the local server starts early), the next local UID taken from
   APPENDUID (no STATUS per batch), and in INBOX mode the remote `\\Seen`
   STORE every 1,024 messages instead of every batch: on a Maildir server
   every flag change renames files and makes the next command rescan the
