@@ -403,16 +403,43 @@ static ssize_t read_bounded(struct imap_client *c, void *buf, size_t len,
 	return n;
 }
 
+static void read_response(struct imap_client *c);
+
+/* The partner to read while c's server is slow to take or to answer:
+   one with answers due, and not being read already. */
+static struct imap_client *pump_target(const struct imap_client *c)
+{
+	struct imap_client *p = c->partner;
+
+	return p != NULL && p->ninflight > 0 && !p->failed && !p->reading ? p : NULL;
+}
+
+/* Write everything; while c's server takes no more (a big APPEND into
+   a busy local Dovecot), read the partner's answers as they arrive, so
+   the remote keeps sending the next batch meanwhile. */
 static bool write_bounded(struct imap_client *c, const void *buf, size_t len)
 {
-	int ms = io_timeout(c);
-	enum net_status st = ms > 0 ? net_write(c->conn, buf, len, ms) : NET_ERR_TIMEOUT;
+	const char *p = buf;
 
-	if (st != NET_OK) {
-		imap_client_fail(c, EXIT_TEMPFAIL, "%s", io_error(c, st));
-		return false;
+	while (len > 0) {
+		struct imap_client *partner = pump_target(c);
+		int ms = io_timeout(c);
+		size_t done = 0;
+		bool partner_ready = false;
+		enum net_status st = ms <= 0 ? NET_ERR_TIMEOUT :
+			net_write_watching(c->conn, p, len, ms,
+					   partner != NULL ? partner->conn : NULL,
+					   &done, &partner_ready);
+		if (st != NET_OK) {
+			imap_client_fail(c, EXIT_TEMPFAIL, "%s", io_error(c, st));
+			return false;
+		}
+		bound_credit(c, done);
+		p += done;
+		len -= done;
+		if (partner_ready)
+			read_response(partner);
 	}
-	bound_credit(c, len);
 	return true;
 }
 
@@ -779,8 +806,6 @@ static ssize_t fill_input(struct imap_client *c, enum net_status *st_r)
 	return n;
 }
 
-static void read_response(struct imap_client *c);
-
 void imap_client_set_partner(struct imap_client *c, struct imap_client *partner)
 {
 	c->partner = partner;
@@ -792,10 +817,10 @@ void imap_client_set_partner(struct imap_client *c, struct imap_client *partner)
    keeps us busy (read_bounded takes it over). */
 static void pump_partner(struct imap_client *c)
 {
-	struct imap_client *p = c->partner;
+	struct imap_client *p;
 	int64_t end = now_ms() + c->opts.timeout_ms;
 
-	while (p != NULL && p->ninflight > 0 && !p->failed && !p->reading) {
+	while ((p = pump_target(c)) != NULL) {
 		int64_t left = end - now_ms();
 		int ms = io_timeout(c);
 		if (left < ms) {

@@ -17,6 +17,7 @@
 #include <systemd/sd-journal.h>
 
 #include "log.h"
+#include "parallel.h"
 #include "util.h"
 
 #define LOG_LINE_MAX 4096
@@ -27,7 +28,8 @@
 
 static const char *log_ident = "imapsync-task";
 static char log_task[256];
-static __thread char log_folder[1024];   /* per thread: folders run side by side */
+/* per flow: folders are copied side by side (parallel.c) */
+static char log_folders[PARALLEL_MAX][1024];
 static int log_verbosity;
 static bool log_journal;
 static const char *secrets[MAX_SECRETS];
@@ -79,7 +81,9 @@ void log_set_task(const char *task)
 
 void log_set_folder(const char *folder)
 {
-	snprintf(log_folder, sizeof(log_folder), "%s", folder != NULL ? folder : "");
+	char *f = log_folders[parallel_worker()];
+
+	snprintf(f, sizeof(log_folders[0]), "%s", folder != NULL ? folder : "");
 }
 
 bool log_to_journal(void)
@@ -191,8 +195,9 @@ static void emit(enum log_level level, const char *const *fields,
 		bufs[++n] = xasprintf("SYSLOG_IDENTIFIER=%s", log_ident);
 		if (log_task[0] != '\0')
 			bufs[++n] = xasprintf("TASK=%s", log_task);
-		if (log_folder[0] != '\0')
-			bufs[++n] = xasprintf("FOLDER=%s", log_folder);
+		const char *folder = log_folders[parallel_worker()];
+		if (folder[0] != '\0')
+			bufs[++n] = xasprintf("FOLDER=%s", folder);
 		n++;
 		for (size_t i = 0; fields != NULL && fields[i] != NULL && n < 24; i++) {
 			char red[LOG_LINE_MAX];

@@ -595,10 +595,6 @@ int main(int argc, char **argv)
 	int rc;
 
 	o.config_dir = env_dir != NULL && *env_dir != '\0' ? env_dir : default_dir;
-	/* The threads of parallel.c take turns under one lock: one malloc
-	   arena serves them without contention, where one each would keep
-	   their freed message buffers as resident memory. */
-	(void)mallopt(M_ARENA_MAX, 1);
 	/* Message buffers of 128 KiB and more are mapped and unmapped, not
 	   kept in the heap: a fixed threshold, where glibc's own would grow
 	   with every large buffer freed. */

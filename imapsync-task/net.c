@@ -30,6 +30,7 @@
 
 #include "conn_hint.h"
 #include "net.h"
+#include "parallel.h"
 #include "util.h"
 
 struct net_conn {
@@ -51,26 +52,12 @@ void net_set_stop_flag(volatile sig_atomic_t *flag)
 	stop_flag = flag;
 }
 
-static void (*wait_begin)(void), (*wait_end)(void);
-
-void net_set_wait_hooks(void (*begin)(void), void (*end)(void))
-{
-	wait_begin = begin;
-	wait_end = end;
-}
-
-/* poll(), with the wait hooks around it: the only place a thread of
-   ours blocks on the network (sockets are non-blocking). */
+/* The only place we block on the network (sockets are non-blocking):
+   inside a flow of parallel.c the flow is parked, and the others run,
+   until its fds answer. */
 static int wait_poll(struct pollfd *pfd, nfds_t n, int ms)
 {
-	if (wait_begin != NULL)
-		wait_begin();
-	int r = poll(pfd, n, ms);
-	int e = errno;
-	if (wait_end != NULL)
-		wait_end();
-	errno = e;
-	return r;
+	return parallel_poll(pfd, n, ms);
 }
 
 static int64_t now_ms(void)
@@ -521,12 +508,56 @@ ssize_t net_read(struct net_conn *c, void *buf, size_t len, int timeout_ms,
 	}
 }
 
+/* Wait until c is ready for want, or watch (if any) has data: 1 for
+   c, 2 for watch. */
+static enum net_status wait_write(struct net_conn *c, short want, struct net_conn *watch,
+				  int64_t deadline, int *which_r)
+{
+	*which_r = 1;
+	if (watch == NULL)
+		return wait_fd(c->fd, want, deadline);
+	struct pollfd pfd[2] = { { .fd = c->fd, .events = want },
+				 { .fd = watch->fd, .events = POLLIN } };
+	for (;;) {
+		if (net_pending(watch)) {
+			*which_r = 2;
+			return NET_OK;
+		}
+		int64_t left = deadline - now_ms();
+		if (stop_flag != NULL && *stop_flag)
+			return NET_ERR_INTERRUPTED;
+		if (left <= 0)
+			return NET_ERR_TIMEOUT;
+		int r = wait_poll(pfd, 2, left > 1000 ? 1000 : (int)left);
+		if (r < 0 && errno != EINTR)
+			return NET_ERR_IO;
+		if (r > 0 && pfd[0].revents != 0)
+			return NET_OK;
+		if (r > 0 && pfd[1].revents != 0) {
+			*which_r = 2;
+			return NET_OK;
+		}
+	}
+}
+
 enum net_status net_write(struct net_conn *c, const void *buf, size_t len,
 			  int timeout_ms)
+{
+	size_t written;
+	bool watch_ready;
+
+	return net_write_watching(c, buf, len, timeout_ms, NULL, &written, &watch_ready);
+}
+
+enum net_status net_write_watching(struct net_conn *c, const void *buf, size_t len,
+				   int timeout_ms, struct net_conn *watch,
+				   size_t *written_r, bool *watch_ready_r)
 {
 	const unsigned char *p = buf;
 	int64_t deadline = now_ms() + timeout_ms;
 
+	*written_r = 0;
+	*watch_ready_r = false;
 	while (len > 0) {
 		short want = POLLOUT;
 		if (c->ssl != NULL) {
@@ -535,6 +566,7 @@ enum net_status net_write(struct net_conn *c, const void *buf, size_t len,
 			if (r == 1) {
 				p += done;
 				len -= done;
+				*written_r += done;
 				continue;
 			}
 			int se = SSL_get_error(c->ssl, r);
@@ -551,6 +583,7 @@ enum net_status net_write(struct net_conn *c, const void *buf, size_t len,
 			if (n > 0) {
 				p += n;
 				len -= (size_t)n;
+				*written_r += (size_t)n;
 				continue;
 			}
 			if (n < 0 && errno != EAGAIN && errno != EINTR) {
@@ -559,7 +592,8 @@ enum net_status net_write(struct net_conn *c, const void *buf, size_t len,
 				return errno == EPIPE || errno == ECONNRESET ? NET_ERR_EOF : NET_ERR_IO;
 			}
 		}
-		enum net_status st = wait_fd(c->fd, want, deadline);
+		int which;
+		enum net_status st = wait_write(c, want, watch, deadline, &which);
 		if (st != NET_OK) {
 			if (st == NET_ERR_INTERRUPTED)
 				snprintf(c->error, sizeof(c->error), "stopped by a signal");
@@ -567,6 +601,10 @@ enum net_status net_write(struct net_conn *c, const void *buf, size_t len,
 				snprintf(c->error, sizeof(c->error), "%s accepted no data for %d s",
 					 c->peer, timeout_ms / 1000);
 			return st;
+		}
+		if (which == 2) {
+			*watch_ready_r = true;
+			return NET_OK;
 		}
 	}
 	return NET_OK;

@@ -32,9 +32,6 @@ enum security { SECURITY_STARTTLS, SECURITY_TLS, SECURITY_NONE };
    once it is set, so SIGTERM never waits for a silent server. */
 void net_set_stop_flag(volatile sig_atomic_t *flag);
 
-/* Called right before and right after every wait for the network
-   (parallel.c hands the turn to another thread meanwhile); NULL: none. */
-void net_set_wait_hooks(void (*begin)(void), void (*end)(void));
 struct net_tls_opts {
 	const char *ca_file;  /* NULL: the system store */
 	bool verify;          /* false only on explicit tls_verify = no */
@@ -62,6 +59,14 @@ ssize_t net_read(struct net_conn *conn, void *buf, size_t len, int timeout_ms,
 /* Write everything. */
 enum net_status net_write(struct net_conn *conn, const void *buf, size_t len,
 			  int timeout_ms);
+/* The same, but when conn takes no more for now and watch has data to
+   read, return early (NET_OK, *watch_ready_r set), so that the caller
+   reads watch and calls again for the rest.  *written_r: the bytes
+   written (all of them unless watch_ready).  The rest must be passed
+   again unchanged (same address): OpenSSL retries a write with it. */
+enum net_status net_write_watching(struct net_conn *conn, const void *buf, size_t len,
+				   int timeout_ms, struct net_conn *watch,
+				   size_t *written_r, bool *watch_ready_r);
 /* Wait until the connection has data to read (NET_OK), at most
    timeout_ms (NET_ERR_TIMEOUT), or until the stop flag is set.  Nothing
    is read. */

@@ -14,6 +14,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "log.h"
+#include "parallel.h"
 #include "progress.h"
 
 #define TEXT_MAX 512
@@ -61,14 +62,20 @@ static struct {
 	char pending[TEXT_MAX];  /* a text not sent because of the rate */
 } P = { default_clock, default_notify, default_tty, 0, false, -1.0, "" };
 
-/* The folder being copied: one per thread, as folders are copied side
+/* The folder being copied: one per flow, as folders are copied side
    by side (parallel.c); the status shows the last news of any. */
-static __thread struct {
+struct folder_progress {
 	char folder[256];
 	bool in_folder;
 	uint64_t total, done, bytes;
 	double started;
-} F;
+};
+static struct folder_progress flows[PARALLEL_MAX];
+
+static struct folder_progress *this_flow(void)
+{
+	return &flows[parallel_worker()];
+}
 
 void progress_set_hooks(double (*clock)(void), void (*notify)(const char *status),
 			void (*tty)(const char *text, bool final))
@@ -92,7 +99,8 @@ void progress_init(int verbosity, bool tty)
 	P.tty_on = tty && verbosity == 0;
 	P.last_sent = -1.0;
 	P.pending[0] = '\0';
-	F.in_folder = false;
+	for (unsigned i = 0; i < PARALLEL_MAX; i++)
+		flows[i].in_folder = false;
 	log_set_stderr_hook(P.tty_on ? clear_tty : NULL);
 }
 
@@ -165,8 +173,9 @@ void progress_format(char *buf, size_t len, const struct progress_view *v)
 
 static void folder_text(char *buf, size_t len)
 {
-	struct progress_view v = { F.folder, F.total, F.done, F.bytes,
-				   P.clock() - F.started };
+	struct folder_progress *cur = this_flow();
+	struct progress_view v = { cur->folder, cur->total, cur->done, cur->bytes,
+				   P.clock() - cur->started };
 	progress_format(buf, len, &v);
 }
 
@@ -184,28 +193,30 @@ void progress_step(const char *fmt, ...)
 
 void progress_begin_folder(const char *folder, uint64_t total)
 {
+	struct folder_progress *cur = this_flow();
 	char text[TEXT_MAX];
 
-	snprintf(F.folder, sizeof(F.folder), "%s", folder);
-	F.in_folder = true;
-	F.total = total;
-	F.done = 0;
-	F.bytes = 0;
-	F.started = P.clock();
+	snprintf(cur->folder, sizeof(cur->folder), "%s", folder);
+	cur->in_folder = true;
+	cur->total = total;
+	cur->done = 0;
+	cur->bytes = 0;
+	cur->started = P.clock();
 	folder_text(text, sizeof(text));
 	publish(text, false);
 }
 
 static void add(uint64_t msgs, uint64_t bytes, bool say)
 {
+	struct folder_progress *cur = this_flow();
 	char text[TEXT_MAX];
 
-	if (!F.in_folder)
+	if (!cur->in_folder)
 		return;
-	F.done += msgs;
-	if (F.done > F.total)
-		F.total = F.done;
-	F.bytes += bytes;
+	cur->done += msgs;
+	if (cur->done > cur->total)
+		cur->total = cur->done;
+	cur->bytes += bytes;
 	folder_text(text, sizeof(text));
 	if (say && P.verbosity > 0)
 		log_info("%s", text);
@@ -224,12 +235,13 @@ void progress_arrived(uint64_t bytes)
 
 void progress_end(void)
 {
+	struct folder_progress *cur = this_flow();
 	char text[TEXT_MAX];
 
-	if (!F.in_folder)
+	if (!cur->in_folder)
 		return;
-	F.in_folder = false;
-	if (F.total == 0)
+	cur->in_folder = false;
+	if (cur->total == 0)
 		return;
 	folder_text(text, sizeof(text));
 	publish(text, true);
@@ -253,13 +265,14 @@ void progress_tick(void)
 
 void progress_finish(const char *fmt, ...)
 {
+	struct folder_progress *cur = this_flow();
 	char text[TEXT_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	F.in_folder = false;
+	cur->in_folder = false;
 	char red[TEXT_MAX];
 	log_redact(red, sizeof(red), text);
 	P.notify(red);

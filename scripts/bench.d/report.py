@@ -428,10 +428,11 @@ What issue 13 built, all measured here:
   RAM (the rest is spooled to unlinked files).
 - **Folders side by side.**  With `folders = all`, the folders that
   changed are copied over `max_connections` connection pairs (default 2),
-  one thread per pair; the threads take turns under one lock, released
-  only while a thread waits for the network, so the journal and the sync
-  code stay single-threaded in effect.  A rerun with nothing to copy opens
-  no extra pair.
+  in one thread: each pair is a flow with a stack of its own, parked
+  whenever it waits for a server, and one `poll()` loop over the sockets
+  of all parked flows resumes each where it stopped (`parallel.c`).
+  Nothing runs at the same time, so the journal and the sync code need no
+  lock.  A rerun with nothing to copy opens no extra pair.
 - **Batches of 256** per MULTIAPPEND (a folder's first two batches are
   32 and 128, so the local server starts early), the next local UID taken from
   APPENDUID (no STATUS per batch), and in INBOX mode the remote `\\Seen`
