@@ -735,6 +735,7 @@ static void stream_literal(struct imap_client *c, uint64_t size)
 	unsigned char chunk[IO_CHUNK];
 	bool write_ok = true;
 
+	msgbody_expect(body, size);
 	while (size > 0 && !c->failed) {
 		const unsigned char *src;
 		size_t n;

@@ -21,7 +21,10 @@
 #include "util.h"
 
 #define LOG_LINE_MAX 4096
-#define MAX_SECRETS 16
+/* The task's two passwords, and up to two login forms of each IMAP
+   connection (imap_client_keep_secret): a remote and a local one per
+   connection pair, PARALLEL_MAX pairs at once; four to spare. */
+#define MAX_SECRETS (2 + 2 * 2 * PARALLEL_MAX + 4)
 /* A piece of a secret this long, left where a string was cut, is
    redacted too. */
 #define SECRET_FRAGMENT_MIN 6

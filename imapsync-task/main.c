@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -585,6 +586,22 @@ static enum opt_result parse_options(int argc, char **argv, const char *shortopt
 	return OPT_GO;
 }
 
+/* Every message body in flight past the 1 MiB kept in memory is an
+   open spool file: with max_connections pairs, each with a batch being
+   saved and the next fetched ahead, that is thousands at once, and
+   systemd starts a service with a soft limit of 1,024 open files (the
+   hard one much higher, for programs that need more: systemd.exec(5)).
+   Take the hard limit; a failure only leaves the soft one. */
+static void raise_file_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct options o = { .timeout_ms = DEFAULT_TIMEOUT_MS,
@@ -599,6 +616,7 @@ int main(int argc, char **argv)
 	   kept in the heap: a fixed threshold, where glibc's own would grow
 	   with every large buffer freed. */
 	(void)mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+	raise_file_limit();
 	secret_protect_process();
 	install_signals();
 	net_set_stop_flag(&stop_requested);

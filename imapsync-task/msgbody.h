@@ -1,6 +1,6 @@
-/* msgbody.h - a message's bytes, in memory when small and spooled to an
- * unlinked temporary file when large, so a 50 MB message never sits in
- * RAM.  A running 64-bit FNV-1a hash of the bytes is kept as they arrive:
+/* msgbody.h - a message's bytes, in memory when small and spooled to a
+ * region of an unlinked temporary file (shared by many bodies) when
+ * large, so a 50 MB message never sits in RAM.  A running 64-bit FNV-1a hash of the bytes is kept as they arrive:
  * it identifies the content when reconciling after a crash. */
 #ifndef MSGBODY_H
 #define MSGBODY_H
@@ -22,6 +22,12 @@
 struct msgbody;
 
 struct msgbody *msgbody_new(const char *spool_dir);
+/* The body will be size bytes (a literal's announced size), call it
+   before the first msgbody_write(): a body that cannot stay in memory
+   goes to its spool region before the first byte, and that region is
+   in a file shared with other bodies (without it, a file of its own).
+   A write past size then fails with EOVERFLOW. */
+void msgbody_expect(struct msgbody *b, uint64_t size);
 /* false with errno set when the spool file cannot be written. */
 bool msgbody_write(struct msgbody *b, const void *data, size_t len);
 uint64_t msgbody_size(const struct msgbody *b);

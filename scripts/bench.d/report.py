@@ -425,7 +425,7 @@ What issue 13 built, all measured here:
   both connections; `imap_client_set_partner`).  The rule "intent fsync'd
   before the APPEND" is unchanged; two batches per connection pair are in
   memory at most, and all message bodies together keep at most 1 MiB in
-  RAM (the rest is spooled to unlinked files).
+  RAM (the rest is spooled to unlinked files, many bodies to a file).
 - **Folders side by side.**  With `folders = all`, the folders that
   changed are copied over `max_connections` connection pairs (default 2),
   in one thread: each pair is a flow with a stack of its own, parked

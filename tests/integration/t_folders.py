@@ -1138,12 +1138,61 @@ def run_tests(tests, pair):
         tap.diag(f"{t.__name__}: {time.monotonic() - t0:.1f} s")
 
 
+def test_many_spooled(pair):
+    """Eight pairs, each with a batch in flight and the next fetched
+    ahead: thousands of message bodies are held at once, nearly all in
+    spool files (past the 1 MiB kept in memory).  Under the soft limit
+    of 1,024 open files that systemd gives a service, the run still
+    copies everything exactly: bodies share spool files, and the worker
+    raises its soft limit to the hard one."""
+    import resource
+    names = ["INBOX"] + [f"Bulk/{k}" for k in range(7)]
+    setup_users(pair, "spool8")
+    folders = {f: [msg(80000 + 500 * k + i, size=5000 + 7 * i) for i in range(400)]
+               for k, f in enumerate(names)}
+    seed_all(pair, "spool8", folders)
+    te = FolderTask(pair, "spool8", remote_extra="max_connections = 8\n")
+    # SIGTERM while several flows are in the middle of their batches:
+    # the one poll() loop wakes them all, and the run ends with 75.
+    p = subprocess.Popen(te.argv("run", "-v", te.name), stderr=subprocess.PIPE, text=True)
+    fetching, seen = set(), []
+    for line in p.stderr:
+        seen.append(line)
+        m = re.search(r"batch: fetching \d+ message\(s\) of (\S+)", line)
+        if m:
+            fetching.add(m.group(1))
+        if len(fetching) >= 3:
+            break
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGTERM)
+    rest = p.communicate(timeout=60)[1]
+    took = time.monotonic() - t0
+    tap.ok(len(fetching) >= 3 and p.returncode == 75 and took < 10 and
+           "stopped by a signal" in rest,
+           f"many spooled: SIGTERM with {len(fetching)} flows copying ends the run with "
+           f"75 in {took:.1f} s", "".join(seen[-20:]) + rest[-2000:])
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
+    try:
+        r = te.run("-v")
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    out = output(r)
+    tap.ok(ok_run(r) and re.search(r"folder\(s\) to copy, [2-8] side by side", out),
+           "many spooled: 8 pairs copy the rest of 3,200 messages under a soft limit of "
+           "1,024 files",
+           out[-3000:])
+    dd = diff(expected_local(pair, "spool8", {f: f for f in names}),
+              local_state(pair, "spool8"), lambda x: x)
+    tap.ok(not dd, "many spooled: an exact copy (bytes, flags, dates)", str(dd)[:2000])
+
+
 def main():
     with DovecotPair(name="folders") as pair:
         run_tests((test_main, test_special_names, test_preseeded, test_exclusions,
                    test_after_sync, test_after_sync_quota, test_older_than,
                    test_select_refused, test_skipped, test_big, test_kill_sweep,
-                   test_random_kills, test_parallel), pair)
+                   test_random_kills, test_parallel, test_many_spooled), pair)
     with DovecotPair(name="folders-courier", layout="courier") as pair:
         run_tests((test_courier,), pair)
     with DovecotPair(name="folders-attr", remote_extra_conf=ATTR_CONF) as pair:

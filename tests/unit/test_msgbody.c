@@ -5,6 +5,8 @@
  * spooled or freed; the hashes kept as bytes arrive.  Links only msgbody.c and util.c. */
 #include "config.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,19 @@
 #define BODY_SIZE (200 * 1024)
 
 static char *spool_dir;
+
+static int open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	if (d == NULL)
+		return -1;
+	while (readdir(d) != NULL)
+		n++;
+	closedir(d);
+	return n;
+}
 
 static struct msgbody *make_body(size_t size, unsigned seed)
 {
@@ -115,6 +130,51 @@ int main(void)
 	msgbody_free(&grow);
 	for (size_t i = 0; i < NBODIES; i++)
 		msgbody_free(&v[i]);
+
+	/* Bodies whose size is announced share spool files: written in
+	   turns, a piece of each at a time (as connection pairs do), each
+	   reads back its own bytes, and forty of them open one file or two,
+	   not forty.  A write past the announced size is refused. */
+	int fds_before = open_fds();
+	for (size_t i = 0; i < NBODIES; i++) {
+		v[i] = msgbody_new(spool_dir);
+		msgbody_expect(v[i], BODY_SIZE);
+	}
+	for (size_t done = 0; done < BODY_SIZE; done += 4096) {
+		for (size_t i = 0; i < NBODIES; i++) {
+			char chunk[4096];
+			for (size_t k = 0; k < sizeof(chunk); k++)
+				chunk[k] = (char)('a' + (done + k + i) % 26);
+			msgbody_write(v[i], chunk, sizeof(chunk) < BODY_SIZE - done ?
+				      sizeof(chunk) : BODY_SIZE - done);
+		}
+	}
+	all_read = true;
+	spooled = 0;
+	for (size_t i = 0; i < NBODIES; i++) {
+		all_read = all_read && reads_back(v[i], BODY_SIZE, (unsigned)i);
+		spooled += msgbody_spooled(v[i]);
+	}
+	int fds_during = open_fds();
+	ok(all_read && spooled >= NBODIES - MSGBODY_MEM_TOTAL / BODY_SIZE,
+	   "bodies written in turns into shared spool files read back (%zu spooled)", spooled);
+	ok(fds_during - fds_before <= 2, "%zu spooled bodies hold %d file(s)", spooled,
+	   fds_during - fds_before);
+	size_t last = NBODIES - 1;
+	while (last > 0 && !msgbody_spooled(v[last]))
+		last--;
+	errno = 0;
+	bool refused = !msgbody_write(v[last], "x", 1) && errno == EOVERFLOW;
+	all_read = true;
+	for (size_t i = 0; i < NBODIES; i++)
+		if (i != last)
+			all_read = all_read && reads_back(v[i], BODY_SIZE, (unsigned)i);
+	ok(refused && all_read,
+	   "a write past the announced size is refused; the other bodies are intact");
+	for (size_t i = 0; i < NBODIES; i++)
+		msgbody_free(&v[i]);
+	ok(open_fds() - fds_before <= 1, "freed, at most one emptied file stays open (%d)",
+	   open_fds() - fds_before);
 
 	/* Both hashes in one pass equal each computed alone, whatever the
 	   pieces: bytes that the content hash leaves out (CR, NUL, 0x80),
