@@ -1138,6 +1138,61 @@ def run_tests(tests, pair):
         tap.diag(f"{t.__name__}: {time.monotonic() - t0:.1f} s")
 
 
+def test_parallel_faults(pair):
+    """Connections lost in the middle of a 3-pair copy.  One cut by the
+    remote: its pair's flow gives up, the other flows copy the rest of
+    the folders.  All stalled past --timeout: the flows wait in the one
+    poll() loop side by side, so they give up together, within one
+    timeout.  Each run ends with 75, and the next one converges to an
+    exact copy, nothing doubled."""
+    from faultproxy import Fault, FaultProxy
+    names = ["INBOX", "F1", "F2", "F3", "F4", "F5"]
+    for kind in ("cut", "stall"):
+        ruser = f"pf{kind}"
+        setup_users(pair, ruser)
+        folders = {f: [msg(90000 + 1000 * k + i + (500 if kind == "stall" else 0),
+                           size=3000 + 11 * i) for i in range(80)]
+                   for k, f in enumerate(names)}
+        seed_all(pair, ruser, folders)
+        plan = {f: f for f in names}
+        proxy = FaultProxy(pair.remote.host, pair.remote.imap_port)
+        try:
+            te = FolderTask(pair, ruser, security="none")
+            te.write_task(ruser, ruser, "none", proxy.port, "", "max_connections = 3\n")
+            # Past the logins and the first batches: 40% of the bytes.
+            proxy.reset(fault=Fault("s2c", 600000, kind, stall_seconds=30))
+            t0 = time.monotonic()
+            r = te.run("--timeout", "4", "-v")
+            took = time.monotonic() - t0
+            fired = proxy.fired
+        finally:
+            proxy.close()
+        out = output(r)
+        got = local_state(pair, ruser)
+        copied_now = copied(r)
+        arrived = sum(sum(c.values()) for c in got.values())
+        if kind == "cut":
+            tap.ok(fired is not None and r.returncode == 75 and copied_now is not None and
+                   copied_now >= 400 and copied_now == arrived,
+                   f"parallel cut: one connection lost, the other flows copy the rest "
+                   f"({copied_now} of 480, {arrived} arrived), exit 75", out[-3000:])
+        else:
+            # The proxy holds every connection: each flow waits in the
+            # same poll(), so all give up together, within one --timeout.
+            stalled = len(re.findall(r"warning: folder \S+: remote: .* sent nothing for 4 s",
+                                     out))
+            tap.ok(fired is not None and r.returncode == 75 and stalled == 3 and took < 8 and
+                   copied_now == arrived,
+                   f"parallel stall: the {stalled} stalled flows give up together after "
+                   f"--timeout 4 ({took:.1f} s), exit 75", out[-3000:])
+        te.write_task(ruser, ruser, "none", pair.remote.imap_port, "", "max_connections = 3\n")
+        r = te.run()
+        dd = diff(expected_local(pair, ruser, plan), local_state(pair, ruser), lambda x: x)
+        tap.ok(ok_run(r) and not dd and got is not None,
+               f"parallel {kind}: the next run converges to an exact copy, nothing doubled",
+               output(r)[-2000:] + str(dd)[:2000])
+
+
 def test_many_spooled(pair):
     """Eight pairs, each with a batch in flight and the next fetched
     ahead: thousands of message bodies are held at once, nearly all in
@@ -1192,7 +1247,8 @@ def main():
         run_tests((test_main, test_special_names, test_preseeded, test_exclusions,
                    test_after_sync, test_after_sync_quota, test_older_than,
                    test_select_refused, test_skipped, test_big, test_kill_sweep,
-                   test_random_kills, test_parallel, test_many_spooled), pair)
+                   test_random_kills, test_parallel, test_parallel_faults,
+                   test_many_spooled), pair)
     with DovecotPair(name="folders-courier", layout="courier") as pair:
         run_tests((test_courier,), pair)
     with DovecotPair(name="folders-attr", remote_extra_conf=ATTR_CONF) as pair:
