@@ -1178,10 +1178,13 @@ def test_parallel_faults(pair):
                    f"({copied_now} of 480, {arrived} arrived), exit 75", out[-3000:])
         else:
             # The proxy holds every connection: each flow waits in the
-            # same poll(), so all give up together, within one --timeout.
+            # same poll(), so all give up together, within one --timeout
+            # (one after another, two would take 8 s).  A flow caught
+            # between two folders says so in the run's error, not in a
+            # folder warning: at least two warnings.
             stalled = len(re.findall(r"warning: folder \S+: remote: .* sent nothing for 4 s",
                                      out))
-            tap.ok(fired is not None and r.returncode == 75 and stalled == 3 and took < 8 and
+            tap.ok(fired is not None and r.returncode == 75 and stalled >= 2 and took < 8 and
                    copied_now == arrived,
                    f"parallel stall: the {stalled} stalled flows give up together after "
                    f"--timeout 4 ({took:.1f} s), exit 75", out[-3000:])
