@@ -514,6 +514,32 @@ ssize_t net_read(struct net_conn *c, void *buf, size_t len, int timeout_ms,
 	}
 }
 
+/* Wait until a is ready for events or b has data (bytes OpenSSL holds
+   count, poll() does not see them): 1 for a, 2 for b, 0 at the
+   deadline, -1 once the stop flag is set, -2 when poll() fails. */
+static int wait_either(struct net_conn *a, short events, struct net_conn *b, int64_t deadline)
+{
+	struct pollfd pfd[2] = { { .fd = a->fd, .events = events },
+				 { .fd = b->fd, .events = POLLIN } };
+
+	for (;;) {
+		if (net_pending(b))
+			return 2;
+		int64_t left = deadline - now_ms();
+		if (stop_flag != NULL && *stop_flag)
+			return -1;
+		if (left <= 0)
+			return 0;
+		int r = wait_poll(pfd, 2, left > 1000 ? 1000 : (int)left);
+		if (r < 0 && errno != EINTR)
+			return -2;
+		if (r > 0 && pfd[0].revents != 0)
+			return 1;
+		if (r > 0 && pfd[1].revents != 0)
+			return 2;
+	}
+}
+
 /* Wait until c is ready for want, or watch (if any) has data: 1 for
    c, 2 for watch. */
 static enum net_status wait_write(struct net_conn *c, short want, struct net_conn *watch,
@@ -522,28 +548,10 @@ static enum net_status wait_write(struct net_conn *c, short want, struct net_con
 	*which_r = 1;
 	if (watch == NULL)
 		return wait_fd(c->fd, want, deadline);
-	struct pollfd pfd[2] = { { .fd = c->fd, .events = want },
-				 { .fd = watch->fd, .events = POLLIN } };
-	for (;;) {
-		if (net_pending(watch)) {
-			*which_r = 2;
-			return NET_OK;
-		}
-		int64_t left = deadline - now_ms();
-		if (stop_flag != NULL && *stop_flag)
-			return NET_ERR_INTERRUPTED;
-		if (left <= 0)
-			return NET_ERR_TIMEOUT;
-		int r = wait_poll(pfd, 2, left > 1000 ? 1000 : (int)left);
-		if (r < 0 && errno != EINTR)
-			return NET_ERR_IO;
-		if (r > 0 && pfd[0].revents != 0)
-			return NET_OK;
-		if (r > 0 && pfd[1].revents != 0) {
-			*which_r = 2;
-			return NET_OK;
-		}
-	}
+	int r = wait_either(c, want, watch, deadline);
+	*which_r = r == 2 ? 2 : 1;
+	return r > 0 ? NET_OK : r == 0 ? NET_ERR_TIMEOUT :
+	       r == -1 ? NET_ERR_INTERRUPTED : NET_ERR_IO;
 }
 
 enum net_status net_write(struct net_conn *c, const void *buf, size_t len,
@@ -651,29 +659,11 @@ bool net_pending(const struct net_conn *c)
 
 int net_wait_either(struct net_conn *a, struct net_conn *b, int timeout_ms)
 {
-	struct pollfd pfd[2] = { { .fd = a->fd, .events = POLLIN },
-				 { .fd = b->fd, .events = POLLIN } };
-	int64_t deadline = now_ms() + timeout_ms;
-
-	for (;;) {
-		/* Bytes OpenSSL holds already are not seen by poll(). */
-		if (net_pending(a))
-			return 1;
-		if (net_pending(b))
-			return 2;
-		int64_t left = deadline - now_ms();
-		if (stop_flag != NULL && *stop_flag)
-			return -1;
-		if (left <= 0)
-			return 0;
-		int r = wait_poll(pfd, 2, left > 1000 ? 1000 : (int)left);
-		if (r < 0 && errno != EINTR)
-			return 1;   /* let a's own read tell what is wrong */
-		if (r > 0 && pfd[0].revents != 0)
-			return 1;
-		if (r > 0 && pfd[1].revents != 0)
-			return 2;
-	}
+	/* Only a read changes what OpenSSL holds of a: once is enough. */
+	if (net_pending(a))
+		return 1;
+	int r = wait_either(a, POLLIN, b, now_ms() + timeout_ms);
+	return r == -2 ? 1 : r;   /* a failed poll(): let a's own read tell */
 }
 
 /* Wait until fd has data, at most until deadline; false also when
